@@ -89,6 +89,11 @@ def traefik_hostname_problem(hostname):
     return core.check_hostname(hostname) or ""
 
 
+def traefik_san_entry(hostname):
+    """`IP:<address>` or `DNS:<name>` for a generated certificate's subjectAltName."""
+    return core.san_entry(str(hostname))
+
+
 def traefik_invalid_source_ranges(ranges):
     """Entries of an allow-list that are not addresses or CIDR networks."""
     return core.invalid_source_ranges(ranges)
@@ -118,6 +123,7 @@ class FilterModule:
             "traefik_certificate_problems": traefik_certificate_problems,
             "traefik_hostname_problem": traefik_hostname_problem,
             "traefik_invalid_source_ranges": traefik_invalid_source_ranges,
+            "traefik_san_entry": traefik_san_entry,
             "traefik_path_rule": traefik_path_rule,
             "traefik_content_name": traefik_content_name,
         }

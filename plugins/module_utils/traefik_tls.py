@@ -193,10 +193,11 @@ def check_certificate(
             # System bundles hold a few legacy roots that newer cryptography warns about.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                try:
-                    anchors = load_pem_certificates(trust_pem)
-                except ValueError:
-                    anchors = []
+                for block in _PEM_CERT_RE.findall(trust_pem):
+                    try:
+                        anchors.append(x509.load_pem_x509_certificate(block))
+                    except ValueError:
+                        continue
         if not any(a.subject == top.issuer and _issued_by(top, a) for a in anchors):
             problems.append(
                 f"{chain_name if chain_pem is not None else cert_name}: chain incomplete: issuer"
@@ -217,6 +218,14 @@ def check_hostname(hostname) -> str | None:
     if len(hostname) > 253 or not _HOSTNAME_RE.match(hostname) or hostname.startswith("*."):
         return f"'{hostname}' is not a valid DNS host name"
     return None
+
+
+def san_entry(hostname: str) -> str:
+    """subjectAltName entry in OpenSSL notation for a host name or an IP address."""
+    try:
+        return f"IP:{ipaddress.ip_address(hostname)}"
+    except ValueError:
+        return f"DNS:{hostname}"
 
 
 def invalid_source_ranges(ranges) -> list[str]:

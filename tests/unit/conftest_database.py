@@ -55,11 +55,18 @@ class PostgresCluster:
     def start(self):
         shutil.chown(self.workdir, user="postgres")
         os.chmod(self.workdir, 0o700)
-        self._as_postgres(
-            PG_BIN / "initdb", "-D", self.datadir, "-U", self.user, "--pwfile=/dev/stdin",
-            "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8",
-            "--locale=C.UTF-8", input_text=self.password + "\n",
-        )
+        pwfile = self.workdir / "pwfile"
+        pwfile.write_text(self.password + "\n")
+        os.chmod(pwfile, 0o600)
+        shutil.chown(pwfile, user="postgres")
+        try:
+            self._as_postgres(
+                PG_BIN / "initdb", "-D", self.datadir, "-U", self.user, "--pwfile=%s" % pwfile,
+                "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8",
+                "--locale=C.UTF-8",
+            )
+        finally:
+            pwfile.unlink()
         self._as_postgres(
             PG_BIN / "pg_ctl", "-D", self.datadir, "-w", "-l", self.workdir / "log",
             "-o", "-c listen_addresses=127.0.0.1 -c port=%d -c unix_socket_directories=%s"
@@ -100,3 +107,52 @@ def wait_for(predicate, timeout=60.0, interval=0.5):
             return True
         time.sleep(interval)
     return False
+
+
+# Fixture SQL: a small schema in the messaging service's style, three versions.
+FIXTURE_SQL = {
+    "V1.0.0__base_version.sql": (
+        "-- schema 1.0.0, new install\n"
+        "CREATE TABLE command (\n"
+        "    id bigserial PRIMARY KEY,\n"
+        "    client_id text NOT NULL,\n"
+        "    body jsonb NOT NULL,\n"
+        "    created timestamptz NOT NULL DEFAULT now()\n"
+        ");\n"
+    ),
+    "V1.1.0__base_version.sql": (
+        "-- schema 1.1.0, new install\r\n"
+        "CREATE TABLE command (\r\n"
+        "    id bigserial PRIMARY KEY,\r\n"
+        "    client_id text NOT NULL,\r\n"
+        "    body jsonb NOT NULL,\r\n"
+        "    created timestamptz NOT NULL DEFAULT now(),\r\n"
+        "    expires_at timestamptz\r\n"
+        ");\r\n"
+        "CREATE TABLE device (id text PRIMARY KEY, public_key text NOT NULL);\r\n"
+    ),
+    "V1.1.0__add_expiry_and_devices.sql": (
+        "ALTER TABLE command ADD COLUMN expires_at timestamptz;\n"
+        "CREATE TABLE device (id text PRIMARY KEY, public_key text NOT NULL);\n"
+        "UPDATE command SET expires_at = created + interval '5 minutes';\n"
+    ),
+    "V1.2.0__index_commands_by_client.sql": (
+        "CREATE INDEX command_client_idx ON command (client_id);\n"
+        "-- no semicolon on the last statement: psql must still end it\n"
+        "COMMENT ON TABLE command IS 'commands; it''s fine'"
+    ),
+    "V1.10.0__device_label.sql": "ALTER TABLE device ADD COLUMN label text;\n",
+    "V1.9.0__device_seen.sql": "ALTER TABLE device ADD COLUMN last_seen timestamptz;\n",
+}
+
+
+def write_fixture_sql(directory, names=None, extra=None):
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    files = dict(FIXTURE_SQL)
+    if names is not None:
+        files = {n: FIXTURE_SQL[n] for n in names}
+    files.update(extra or {})
+    for name, text in files.items():
+        (directory / name).write_bytes(text.encode("utf-8"))
+    return directory

@@ -266,3 +266,9 @@ def test_wildcard_covers_exactly_one_label(label, extra):
     assert not core.hostname_matches("*.apps.example.org", f"{extra}.{label}.apps.example.org")
     assert not core.hostname_matches("*.apps.example.org", "apps.example.org")
     assert not core.hostname_matches("*.org", f"{label}.org")
+
+
+@pytest.mark.parametrize("host,entry", [("msg.example.org", "DNS:msg.example.org"),
+                                        ("127.0.0.1", "IP:127.0.0.1"), ("::1", "IP:::1")])
+def test_san_entry(host, entry):
+    assert traefik_filters.traefik_san_entry(host) == entry

@@ -1,0 +1,135 @@
+# -*- coding: utf-8 -*-
+"""How the database modules reach PostgreSQL: psql / pg_dump / pg_restore, run
+
+- ``docker_exec``: inside the database container (``docker exec -i``); no client on the host,
+- ``docker_run``:  in a throwaway container of the database image (external database),
+- ``local``:       on the host itself.
+
+The password never appears on a command line: it is put into the environment of the docker
+CLI (or of the local client) as PGPASSWORD and forwarded by name only (``-e PGPASSWORD``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+CONNECTIONS = ("docker_exec", "docker_run", "local")
+
+
+class ClientError(RuntimeError):
+    """A client command failed; carries its exit code and error output."""
+
+    def __init__(self, message, rc=None, stderr=""):
+        super(ClientError, self).__init__(message)
+        self.rc = rc
+        self.stderr = stderr
+
+
+class DatabaseClient(object):
+    def __init__(
+        self,
+        connection,
+        database,
+        user,
+        password=None,
+        host=None,
+        port=5432,
+        container=None,
+        image=None,
+        network=None,
+        docker_bin="docker",
+        client_bin_dir=None,
+        timeout=None,
+    ):
+        if connection not in CONNECTIONS:
+            raise ValueError("connection must be one of %s, not %r" % (", ".join(CONNECTIONS), connection))
+        if connection == "docker_exec" and not container:
+            raise ValueError("connection docker_exec needs the container name")
+        if connection == "docker_run" and not image:
+            raise ValueError("connection docker_run needs the image")
+        self.connection = connection
+        self.database = database
+        self.user = user
+        self.password = password
+        # Inside the database container the server is on loopback; TCP so that the password
+        # (the one the service will use) is checked, not the socket's trust.
+        self.host = host or "127.0.0.1"
+        self.port = int(port)
+        self.container = container
+        self.image = image
+        self.network = network
+        self.docker_bin = docker_bin
+        self.client_bin_dir = client_bin_dir
+        self.timeout = timeout
+
+    def _tool(self, tool):
+        if self.connection == "local" and self.client_bin_dir:
+            return os.path.join(self.client_bin_dir, tool)
+        return tool
+
+    def argv(self, tool, args=()):
+        """The command line for `tool` (psql, pg_dump, pg_restore); never holds the password."""
+        conn = ["-h", self.host, "-p", str(self.port), "-U", self.user]
+        if tool == "pg_restore":
+            conn += ["-d", self.database]
+        elif tool == "psql":
+            conn += ["-d", self.database]
+        else:  # pg_dump takes the database as its last argument
+            conn += []
+        tail = list(args)
+        if tool == "pg_dump":
+            tail = tail + [self.database]
+        command = [self._tool(tool)] + conn + tail
+        env_names = ["-e", "PGPASSWORD", "-e", "PGCONNECT_TIMEOUT", "-e", "PGAPPNAME"]
+        if self.connection == "docker_exec":
+            return [self.docker_bin, "exec", "-i"] + env_names + [self.container] + command
+        if self.connection == "docker_run":
+            net = ["--network", self.network] if self.network else []
+            return [self.docker_bin, "run", "--rm", "-i"] + net + env_names + [self.image] + command
+        return command
+
+    def env(self):
+        env = dict(os.environ)
+        env.pop("PGPASSWORD", None)
+        if self.password:
+            env["PGPASSWORD"] = self.password
+        env["PGCONNECT_TIMEOUT"] = "10"
+        env["PGAPPNAME"] = "smartid-ansible"
+        env["LC_ALL"] = "C.UTF-8"
+        return env
+
+    def run(self, tool, args=(), stdin=None, stdout=None):
+        """Run a client tool. stdin: bytes or a file object; stdout: a file object to write to
+        (then the returned output is empty). Returns stdout as text; raises ClientError."""
+        kwargs = {}
+        if hasattr(stdin, "read"):
+            kwargs["stdin"] = stdin
+        else:
+            kwargs["input"] = stdin if stdin is not None else b""
+        try:
+            proc = subprocess.run(
+                self.argv(tool, args),
+                stdout=stdout if stdout is not None else subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=self.env(),
+                timeout=self.timeout,
+                **kwargs
+            )
+        except FileNotFoundError as exc:
+            raise ClientError("cannot run %s: %s" % (tool, exc))
+        except subprocess.TimeoutExpired:
+            raise ClientError("%s did not finish within %s s" % (tool, self.timeout))
+        err = proc.stderr.decode("utf-8", "replace")
+        if self.password:
+            err = err.replace(self.password, "********")
+        if proc.returncode != 0:
+            raise ClientError("%s failed (rc=%s): %s" % (tool, proc.returncode, err.strip()), proc.returncode, err)
+        out = proc.stdout.decode("utf-8", "replace") if stdout is None else ""
+        return out
+
+    def psql(self, script, args=("-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1")):
+        """Run a psql script given on stdin; returns its (unaligned, tuples-only) output."""
+        if isinstance(script, str):
+            script = script.encode("utf-8")
+        return self.run("psql", args, stdin=script)

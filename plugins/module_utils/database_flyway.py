@@ -1,0 +1,219 @@
+# -*- coding: utf-8 -*-
+"""Apply planned migrations and keep the Flyway-compatible history (flyway_schema_history).
+
+Each SQL file runs in its own transaction together with its history row, so a failed file
+leaves neither its changes nor a row behind (PostgreSQL has transactional DDL). A file that
+was applied and has changed since (checksum mismatch) stops everything before any change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+from ansible.module_utils.database_migrations import (
+    MigrationError,
+    flyway_checksum,
+    format_version,
+    parse_migrations,
+    parse_version,
+    plan_migrations,
+)
+
+HISTORY_TABLE = "flyway_schema_history"
+
+# Flyway's own DDL for PostgreSQL, so that Flyway (or the vendor's service) can read it.
+HISTORY_DDL = """CREATE TABLE IF NOT EXISTS "flyway_schema_history" (
+    "installed_rank" INT NOT NULL,
+    "version" VARCHAR(50),
+    "description" VARCHAR(200) NOT NULL,
+    "type" VARCHAR(20) NOT NULL,
+    "script" VARCHAR(1000) NOT NULL,
+    "checksum" INTEGER,
+    "installed_by" VARCHAR(100) NOT NULL,
+    "installed_on" TIMESTAMP NOT NULL DEFAULT now(),
+    "execution_time" INTEGER NOT NULL,
+    "success" BOOLEAN NOT NULL,
+    CONSTRAINT "flyway_schema_history_pk" PRIMARY KEY ("installed_rank")
+);
+CREATE INDEX IF NOT EXISTS "flyway_schema_history_s_idx" ON "flyway_schema_history" ("success");
+"""
+
+READ_HISTORY = """SELECT to_regclass('flyway_schema_history') IS NOT NULL AS has_history \\gset
+\\if :has_history
+SELECT coalesce(json_agg(h ORDER BY h.installed_rank), '[]'::json)
+  FROM (SELECT installed_rank, version, description, type, script, checksum, success
+          FROM flyway_schema_history) h;
+\\else
+SELECT 'null';
+\\endif
+"""
+
+_PSQL_LINE_RE = re.compile(r"psql:<stdin>:(\d+):")
+
+
+def _literal(value):
+    if value is None:
+        return "NULL"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def read_history(client):
+    """The history rows in rank order, or None when there is no history table."""
+    out = client.psql(READ_HISTORY).strip()
+    return json.loads(out) if out else None
+
+
+def installed_version(history):
+    """Highest successfully applied version, or None (no history, or an empty one)."""
+    versions = []
+    for row in history or []:
+        if row.get("success") and row.get("version"):
+            versions.append(
+                parse_version(row["version"], "version %r in flyway_schema_history (rank %s)"
+                              % (row["version"], row.get("installed_rank")))
+            )
+    return format_version(max(versions)) if versions else None
+
+
+def read_sql_files(sql_dir):
+    """{script: bytes} for every entry of the directory (planner decides which count)."""
+    if not os.path.isdir(sql_dir):
+        raise MigrationError("SQL directory %s does not exist" % sql_dir)
+    files = {}
+    for name in sorted(os.listdir(sql_dir)):
+        path = os.path.join(sql_dir, name)
+        if os.path.isfile(path) and name.lower().endswith(".sql") and not name.startswith("."):
+            with open(path, "rb") as handle:
+                files[name] = handle.read()
+    return files
+
+
+def validate_history(history, files):
+    """Refuse failed rows and applied files whose content changed; return warnings."""
+    warnings = []
+    checksums = {}
+    for row in history or []:
+        script = row.get("script")
+        if not row.get("success"):
+            raise MigrationError(
+                "flyway_schema_history rank %s (%s) is marked failed: repair the database "
+                "(restore a backup) before migrating" % (row.get("installed_rank"), script)
+            )
+        if row.get("type") != "SQL" or not script:
+            continue
+        if script not in files:
+            warnings.append("applied migration %s is not among the SQL files" % script)
+            continue
+        if script not in checksums:
+            checksums[script] = flyway_checksum(files[script])
+        if row.get("checksum") is not None and int(row["checksum"]) != checksums[script]:
+            raise MigrationError(
+                "SQL file %s was changed after it was applied (checksum %s in "
+                "flyway_schema_history, %s now): restore the original file; never edit an "
+                "applied migration" % (script, row["checksum"], checksums[script])
+            )
+    return warnings
+
+
+def apply_script(migration, text, checksum, previous_rank, create_history):
+    """The psql script that applies one migration and records it, atomically.
+
+    Returns (script, header_line_count) so that error line numbers can be mapped back.
+    """
+    header = [
+        "\\set ON_ERROR_STOP on",
+        "BEGIN;",
+    ]
+    if create_history:
+        header += HISTORY_DDL.strip().splitlines()
+    header += [
+        # One migrator at a time: a second one waits here, then sees the rank moved and stops.
+        "LOCK TABLE flyway_schema_history IN SHARE ROW EXCLUSIVE MODE;",
+        "DO $smartid_guard$ BEGIN IF (SELECT coalesce(max(installed_rank), 0) FROM "
+        "flyway_schema_history) <> %d THEN RAISE EXCEPTION 'flyway_schema_history changed "
+        "during the migration run (another migration running?)'; END IF; END $smartid_guard$;"
+        % previous_rank,
+    ]
+    footer = [
+        "",
+        ";",
+        "INSERT INTO flyway_schema_history (installed_rank, version, description, type, script,"
+        " checksum, installed_by, installed_on, execution_time, success) VALUES ("
+        "%d, %s, %s, 'SQL', %s, %d, current_user, now(),"
+        " (extract(epoch FROM clock_timestamp() - now()) * 1000)::int, true);"
+        % (
+            previous_rank + 1,
+            _literal(migration.version_text),
+            _literal(migration.flyway_description),
+            _literal(migration.script),
+            checksum,
+        ),
+        "COMMIT;",
+        "",
+    ]
+    body = text.decode("utf-8") if isinstance(text, bytes) else text
+    if body.startswith("\ufeff"):
+        body = body[1:]
+    return "\n".join(header) + "\n" + body + "\n".join(footer), len(header)
+
+
+def _map_error(stderr, script_name, header_lines):
+    def repl(match):
+        line = int(match.group(1)) - header_lines
+        return "%s:%d:" % (script_name, line) if line > 0 else "%s:" % script_name
+
+    return _PSQL_LINE_RE.sub(repl, stderr).strip()
+
+
+def migrate(client, sql_dir, target, check_mode=False):
+    """Plan and (unless check_mode) apply. Returns a result dict for the module."""
+    files = read_sql_files(sql_dir)
+    parse_migrations(files)  # malformed names and duplicates fail before touching anything
+    history = read_history(client)
+    before = installed_version(history)
+    warnings = validate_history(history, files)
+    plan = plan_migrations(list(files), before, target)
+    result = {
+        "installed_version": before,
+        "target_version": format_version(parse_version(target, "target version")),
+        "mode": "install" if before is None else ("upgrade" if plan else "current"),
+        "plan": [m.script for m in plan],
+        "applied": [],
+        "warnings": warnings,
+        "changed": bool(plan),
+        "schema_version": before,
+    }
+    if check_mode or not plan:
+        return result
+
+    previous_rank = max([int(r["installed_rank"]) for r in history or []] or [0])
+    create_history = history is None
+    for migration in plan:
+        text = files[migration.script]
+        checksum = flyway_checksum(text)
+        script, header_lines = apply_script(migration, text, checksum, previous_rank, create_history)
+        try:
+            client.psql(script, args=("-X", "-q", "-A", "-t", "-f", "-"))
+        except Exception as exc:  # ClientError; keep module_utils free of a circular import
+            stderr = getattr(exc, "stderr", "") or str(exc)
+            error = MigrationError(
+                "applying %s failed and was rolled back (applied before it: %s): %s"
+                % (
+                    migration.script,
+                    ", ".join(a["script"] for a in result["applied"]) or "none",
+                    _map_error(stderr, migration.script, header_lines),
+                )
+            )
+            result["changed"] = bool(result["applied"])
+            error.result = result
+            raise error
+        previous_rank += 1
+        create_history = False
+        result["applied"].append(
+            {"script": migration.script, "version": migration.version_text, "checksum": checksum,
+             "installed_rank": previous_rank}
+        )
+        result["schema_version"] = migration.version_text
+    return result

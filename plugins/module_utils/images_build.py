@@ -1,0 +1,68 @@
+"""Pure helpers for building the bundle's images without a registry.
+
+Kept free of Ansible imports so the unit tests exercise them directly.
+"""
+import hashlib
+import os
+
+# Build-context entries that never reach an image: caches and the generated wheelhouse
+# (its content is determined by the requirements files, which are hashed).
+IMAGES_IGNORED_NAMES = frozenset(
+    {"wheelhouse", "__pycache__", ".pytest_cache", ".hypothesis", ".mypy_cache", ".ruff_cache", ".build"}
+)
+IMAGES_IGNORED_SUFFIXES = (".pyc", ".pyo")
+
+
+def images_context_files(context_dir):
+    """Relative paths of the files of a build context, sorted, caches left out."""
+    found = []
+    for root, dirs, files in os.walk(context_dir):
+        dirs[:] = sorted(d for d in dirs if d not in IMAGES_IGNORED_NAMES and not d.endswith(".egg-info"))
+        for name in files:
+            if name.endswith(IMAGES_IGNORED_SUFFIXES):
+                continue
+            found.append(os.path.relpath(os.path.join(root, name), context_dir))
+    return sorted(found)
+
+
+def images_context_hash(context_dir, extra=()):
+    """A short content hash of a build context plus extra inputs (base image, build args).
+
+    File names and modes are part of the hash, so a rename or a chmod +x rebuilds too.
+    """
+    digest = hashlib.sha256()
+    for item in extra:
+        digest.update(b"extra\0" + str(item).encode() + b"\0")
+    for rel in images_context_files(context_dir):
+        path = os.path.join(context_dir, rel)
+        digest.update(b"file\0" + rel.encode() + b"\0")
+        digest.update(b"x" if os.access(path, os.X_OK) else b"-")
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 16), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def images_manylinux_platforms(glibc_version, arch):
+    """pip --platform values a glibc of this version accepts, newest first.
+
+    pip does not widen an explicit `manylinux_2_36` to older tags by itself, so every
+    compatible tag is listed (PEP 600 tags, then the legacy aliases).
+    """
+    major, minor = (int(part) for part in str(glibc_version).split(".")[:2])
+    if major != 2:
+        raise ValueError("unsupported glibc version %s" % glibc_version)
+    tags = ["manylinux_2_%d_%s" % (m, arch) for m in range(minor, 4, -1)]
+    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+    tags += ["%s_%s" % (name, arch) for floor, name in sorted(legacy.items(), reverse=True) if minor >= floor]
+    tags.append("linux_%s" % arch)
+    return tags
+
+
+def images_build_argv(image_ref, context_dir, base_image, build_args=None):
+    """The `docker build` command line: base image and extra build args, the content hash as a label."""
+    argv = ["docker", "build", "--quiet", "--build-arg", "BASE_IMAGE=%s" % base_image]
+    for key, value in sorted((build_args or {}).items()):
+        argv += ["--build-arg", "%s=%s" % (key, value)]
+    argv += ["--label", "org.smartid.context-hash=%s" % image_ref.rsplit(":", 1)[-1], "--tag", image_ref, context_dir]
+    return argv

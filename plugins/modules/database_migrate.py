@@ -1,0 +1,155 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+"""Apply the Smart ID schema migrations to PostgreSQL with a Flyway-compatible history."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: database_migrate
+short_description: Install or upgrade the Smart ID messaging schema from versioned SQL files
+description:
+  - Reads C(flyway_schema_history) to find the installed schema version, plans the SQL files
+    to run (new install -> C(V<target>__base_version.sql); upgrade -> every non-base file with
+    installed < version <= target, in version order) and applies each in its own transaction,
+    recording it as Flyway does (type C(SQL), Flyway's CRC32 checksum).
+  - A file that was applied and changed since (checksum mismatch) is an error, before any change.
+  - Refuses downgrades, duplicate versions and malformed file names.
+  - Check mode reports the plan and changes nothing.
+  - The client runs inside the database container (C(docker_exec)), in a throwaway container
+    of the database image (C(docker_run), for an external database) or on the host (C(local)).
+    The password is passed through the environment, never on a command line.
+options:
+  sql_dir:
+    description: Directory on the managed host holding the engine's C(V<x.y.z>__<what>.sql) files.
+    type: path
+    required: true
+  target_version:
+    description: Schema version to install or upgrade to (x.y.z).
+    type: str
+    required: true
+  connection:
+    description: How to reach the database.
+    type: str
+    choices: [docker_exec, docker_run, local]
+    default: docker_exec
+  container:
+    description: Database container name (C(docker_exec)).
+    type: str
+  image:
+    description: Image with psql (C(docker_run)).
+    type: str
+  network:
+    description: Docker network for the throwaway container (C(docker_run)).
+    type: str
+  login_host:
+    description: Server address as seen by the client; inside the container this is loopback.
+    type: str
+    default: 127.0.0.1
+  login_port:
+    description: Server port.
+    type: int
+    default: 5432
+  login_user:
+    description: Database user that owns the schema.
+    type: str
+    required: true
+  login_password:
+    description: Password of I(login_user).
+    type: str
+    required: true
+  database:
+    description: Database name.
+    type: str
+    required: true
+  client_bin_dir:
+    description: Directory of psql for C(local) (default from PATH).
+    type: path
+author: Smart ID bundle team
+"""
+
+EXAMPLES = r"""
+- name: Ensure the messaging schema is at 1.1.0
+  database_migrate:
+    sql_dir: /opt/smartid/docker/compose/database/sql/postgresql
+    target_version: 1.1.0
+    container: smartid-database
+    login_user: hermod
+    login_password: "{{ database_password }}"
+    database: hermod
+  no_log: true
+"""
+
+RETURN = r"""
+installed_version:
+  description: Schema version before the run (null for a new install).
+  type: str
+  returned: always
+schema_version:
+  description: Schema version after the run (unchanged in check mode).
+  type: str
+  returned: always
+target_version:
+  description: The requested version.
+  type: str
+  returned: always
+mode:
+  description: C(install), C(upgrade) or C(current).
+  type: str
+  returned: always
+plan:
+  description: SQL files to run (check mode) or that were run, in order.
+  type: list
+  elements: str
+  returned: always
+applied:
+  description: Files applied in this run with version, checksum and installed_rank.
+  type: list
+  elements: dict
+  returned: always
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.database_client import ClientError, DatabaseClient
+from ansible.module_utils.database_flyway import migrate
+from ansible.module_utils.database_migrations import MigrationError
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            sql_dir=dict(type="path", required=True),
+            target_version=dict(type="str", required=True),
+            connection=dict(type="str", default="docker_exec", choices=["docker_exec", "docker_run", "local"]),
+            container=dict(type="str"),
+            image=dict(type="str"),
+            network=dict(type="str"),
+            login_host=dict(type="str", default="127.0.0.1"),
+            login_port=dict(type="int", default=5432),
+            login_user=dict(type="str", required=True),
+            login_password=dict(type="str", required=True, no_log=True),
+            database=dict(type="str", required=True),
+            client_bin_dir=dict(type="path"),
+        ),
+        required_if=[("connection", "docker_exec", ["container"]), ("connection", "docker_run", ["image"])],
+        supports_check_mode=True,
+    )
+    p = module.params
+    client = DatabaseClient(
+        p["connection"], p["database"], p["login_user"], p["login_password"], host=p["login_host"],
+        port=p["login_port"], container=p["container"], image=p["image"], network=p["network"],
+        client_bin_dir=p["client_bin_dir"],
+    )
+    try:
+        result = migrate(client, p["sql_dir"], p["target_version"], check_mode=module.check_mode)
+    except MigrationError as exc:
+        partial = getattr(exc, "result", {})
+        module.fail_json(msg=str(exc), **partial)
+    except ClientError as exc:
+        module.fail_json(msg="cannot read the schema history: %s" % exc)
+    for warning in result.pop("warnings"):
+        module.warn(warning)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

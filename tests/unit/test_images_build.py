@@ -1,0 +1,67 @@
+"""Unit tests of the image build helpers (content hashes, wheel platforms, build command)."""
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "plugins", "module_utils"))
+import images_build  # noqa: E402
+
+
+@pytest.fixture
+def context(tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "app.py").write_text("print('hi')\n")
+    return tmp_path
+
+
+def test_hash_is_stable_and_short(context):
+    first = images_build.images_context_hash(str(context))
+    assert first == images_build.images_context_hash(str(context))
+    assert len(first) == 16 and int(first, 16) >= 0
+
+
+def test_hash_changes_with_content_name_mode_and_extra(context):
+    base = images_build.images_context_hash(str(context))
+    (context / "app.py").write_text("print('bye')\n")
+    changed_content = images_build.images_context_hash(str(context))
+    assert changed_content != base
+    os.rename(context / "app.py", context / "main.py")
+    renamed = images_build.images_context_hash(str(context))
+    assert renamed != changed_content
+    os.chmod(context / "main.py", 0o755)
+    assert images_build.images_context_hash(str(context)) != renamed
+    assert images_build.images_context_hash(str(context), ["base:a"]) != images_build.images_context_hash(
+        str(context), ["base:b"]
+    )
+
+
+def test_hash_ignores_caches_and_wheelhouse(context):
+    base = images_build.images_context_hash(str(context))
+    for cache in ("wheelhouse", "__pycache__", ".pytest_cache", "pkg.egg-info"):
+        (context / cache).mkdir()
+        (context / cache / "junk").write_text("x")
+    (context / "mod.pyc").write_bytes(b"\0")
+    assert images_build.images_context_hash(str(context)) == base
+
+
+def test_manylinux_platforms_cover_older_tags_newest_first():
+    tags = images_build.images_manylinux_platforms("2.36", "x86_64")
+    assert tags[0] == "manylinux_2_36_x86_64"
+    assert "manylinux_2_28_x86_64" in tags and "manylinux2014_x86_64" in tags and "manylinux1_x86_64" in tags
+    assert tags[-1] == "linux_x86_64"
+    assert tags.index("manylinux_2_34_x86_64") < tags.index("manylinux_2_17_x86_64")
+
+
+def test_manylinux_platforms_refuse_odd_glibc():
+    with pytest.raises(ValueError):
+        images_build.images_manylinux_platforms("3.1", "x86_64")
+
+
+def test_build_argv_sorts_args_and_labels_hash():
+    argv = images_build.images_build_argv(
+        "smartid/messaging:abc123", "/ctx", "smartid/base:bookworm", {"Z": "1", "HERMOD_RELEASE": "1.0.0"}
+    )
+    assert argv[:5] == ["docker", "build", "--quiet", "--build-arg", "BASE_IMAGE=smartid/base:bookworm"]
+    assert argv.index("HERMOD_RELEASE=1.0.0") < argv.index("Z=1")
+    assert argv[-5:] == ["--label", "org.smartid.context-hash=abc123", "--tag", "smartid/messaging:abc123", "/ctx"]

@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Fill images/<dir>/wheelhouse/ on the controller for an image whose Python differs from ours.
+
+Inside containers pip cannot reach the package index through the host's proxy, so images
+install with `pip install --no-index` from this folder (as an air-gapped site would):
+- requirements.txt -> binary wheels for the image's Python version, glibc and architecture;
+- pyproject.toml   -> a wheel of the context's own package.
+"""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "plugins", "module_utils"))
+from images_build import images_manylinux_platforms  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--context", required=True)
+    parser.add_argument("--python-version", required=True, help="the image's Python, e.g. 3.11")
+    parser.add_argument("--glibc", required=True, help="the image's glibc, e.g. 2.36")
+    parser.add_argument("--arch", default="x86_64")
+    args = parser.parse_args()
+
+    wheelhouse = os.path.join(args.context, "wheelhouse")
+    shutil.rmtree(wheelhouse, ignore_errors=True)
+    os.makedirs(wheelhouse)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
+
+    requirements = os.path.join(args.context, "requirements.txt")
+    if os.path.exists(requirements):
+        platforms = []
+        for tag in images_manylinux_platforms(args.glibc, args.arch):
+            platforms += ["--platform", tag]
+        subprocess.run(
+            pip + ["download", "--only-binary=:all:", "--python-version", args.python_version,
+                   "--implementation", "cp", *platforms, "--dest", wheelhouse, "-r", requirements],
+            check=True,
+        )
+    if os.path.exists(os.path.join(args.context, "pyproject.toml")):
+        subprocess.run(pip + ["wheel", "--no-deps", "--wheel-dir", wheelhouse, args.context], check=True)
+    print("wheelhouse %s: %d files" % (wheelhouse, len(os.listdir(wheelhouse))))
+
+
+if __name__ == "__main__":
+    main()
