@@ -1,0 +1,124 @@
+"""Configuration: Spring-style keys, validation naming the key, secrets kept out."""
+
+import copy
+
+import pytest
+
+from hermod_ref import config
+
+KEY = "ab" * 32
+BASE = {
+    "server": {"port": 20400},
+    "spring": {"datasource": {"url": "jdbc:postgresql://database:5432/hermod", "username": "hermod",
+                              "password": "db-pass-SECRET"}},
+    "messaging": {"public-url": "https://example.test/ms"},
+    "allowed-clients": [{"client-id": "idm", "key": KEY, "group": "g", "callback-url": "https://idm.test/cb",
+                         "callback-basic-auth": "u:pw-SECRET"}],
+}
+
+
+def tree(**changes):
+    t = copy.deepcopy(BASE)
+    for dotted, value in changes.items():
+        node = t
+        parts = dotted.split("__")
+        for p in parts[:-1]:
+            node = node[int(p)] if isinstance(node, list) else node.setdefault(p, {})
+        if value is None:
+            node.pop(parts[-1])
+        else:
+            node[parts[-1]] = value
+    return t
+
+
+def test_defaults_and_values():
+    cfg = config.from_tree(tree())
+    assert cfg.port == 20400 and cfg.base_path == "" and cfg.swagger_ui is True
+    assert cfg.public_url == "https://example.test/ms"
+    assert cfg.database.host == "database" and cfg.database.port == 5432 and cfg.database.name == "hermod"
+    client = cfg.clients["idm"]
+    assert client.basic_auth == ("u", "pw-SECRET") and client.group == "g"
+    assert "SECRET" not in repr(cfg) and KEY not in repr(cfg)
+
+
+@pytest.mark.parametrize("spelling", ["key-store-type", "keyStoreType"])
+def test_ssl_key_store_type_both_spellings(spelling):
+    t = tree(server__ssl={"enabled": True, "key-store": "certificates/x.p12", "key-store-password": "p",
+                          spelling: "pkcs12"})
+    cfg = config.from_tree(t)
+    assert cfg.ssl.enabled and cfg.ssl.key_store_type == "PKCS12" and cfg.ssl.key_store == "certificates/x.p12"
+
+
+def test_both_spellings_at_once_is_an_error():
+    t = tree(server__ssl={"enabled": True, "key-store": "x.p12", "keyStoreType": "PKCS12",
+                          "key-store-type": "PKCS12"})
+    with pytest.raises(config.ConfigError, match=r"^server\.ssl\.key-store-type: set twice"):
+        config.from_tree(t)
+
+
+def test_dotted_keys_and_camel_case_are_relaxed():
+    t = tree()
+    t["server.port"] = 20401
+    del t["server"]
+    t["hermod"] = {"basePath": "/hermod/rest", "callback.maxAge": 60}
+    cfg = config.from_tree(t)
+    assert cfg.port == 20401 and cfg.base_path == "/hermod/rest" and cfg.callback_max_age == 60
+
+
+def test_public_url_at_top_level():
+    t = tree(messaging=None)
+    t["public-url"] = "https://x.test/ms/"
+    assert config.from_tree(t).public_url == "https://x.test/ms"
+
+
+@pytest.mark.parametrize("changes, key", [
+    ({"server__port": 70000}, "server.port"),
+    ({"server__port": "abc"}, "server.port"),
+    ({"spring__datasource__url": "jdbc:mysql://x/y"}, "spring.datasource.url"),
+    ({"spring__datasource__username": None}, "spring.datasource.username"),
+    ({"messaging": None}, "public-url"),
+    ({"messaging__public-url": "ftp://x"}, "messaging.public-url"),
+    ({"allowed-clients__0__key": "abc"}, "allowed-clients[0].key"),
+    ({"allowed-clients__0__client-id": "bad id"}, "allowed-clients[0].client-id"),
+    ({"allowed-clients__0__callback-url": "not a url"}, "allowed-clients[0].callback-url"),
+    ({"allowed-clients__0__callback-url": None}, "allowed-clients[0].callback-url"),
+    ({"allowed-clients__0__callback-basic-auth": "nocolon"}, "allowed-clients[0].callback-basic-auth"),
+    ({"allowed-clients__0__colour": "red"}, "allowed-clients[0].colour"),
+    ({"allowed-clients": "idm"}, "allowed-clients"),
+    ({"hermod__base-path": "hermod/"}, "hermod.base-path"),
+    ({"server__ssl": {"enabled": True}}, "server.ssl.key-store"),
+    ({"server__ssl": {"enabled": True, "key-store": "x", "key-store-type": "JKS"}}, "server.ssl.key-store-type"),
+    ({"springdoc": {"swagger-ui": {"enabled": "perhaps"}}}, "springdoc.swagger-ui.enabled"),
+    ({"hermod": {"callback": {"lease": 5, "timeout": 10}}}, "hermod.callback.lease"),
+    ({"hermod": {"command": {"default-lifespan": 100, "max-lifespan": 50}}}, "hermod.command.default-lifespan"),
+])
+def test_errors_name_the_key(changes, key):
+    with pytest.raises(config.ConfigError) as err:
+        config.from_tree(tree(**changes))
+    assert str(err.value).startswith(key + ":"), str(err.value)
+    assert "SECRET" not in str(err.value) and KEY not in str(err.value)
+
+
+def test_duplicate_client_id():
+    t = tree()
+    t["allowed-clients"].append(dict(t["allowed-clients"][0]))
+    with pytest.raises(config.ConfigError, match=r"^allowed-clients\[1\]\.client-id: duplicate"):
+        config.from_tree(t)
+
+
+def test_unknown_keys_are_reported_not_fatal():
+    t = tree()
+    t["hermod"] = {"no-such-thing": 1}
+    t["spring"]["jpa"] = {"open-in-view": False}
+    cfg = config.from_tree(t)
+    assert "hermod.no-such-thing" in cfg.unknown_keys
+    assert not any(k.startswith("spring") for k in cfg.unknown_keys)
+
+
+def test_load_reports_yaml_errors(tmp_path):
+    p = tmp_path / "c.yml"
+    p.write_text("server: [unclosed\n")
+    with pytest.raises(config.ConfigError, match="not valid YAML at line"):
+        config.load(str(p))
+    with pytest.raises(config.ConfigError, match="not found"):
+        config.load(str(tmp_path / "missing.yml"))
