@@ -20,13 +20,20 @@ description:
     The password is passed through the environment, never on a command line.
 options:
   sql_dir:
-    description: Directory on the managed host holding the engine's C(V<x.y.z>__<what>.sql) files.
+    description:
+      - Directory on the managed host holding the engine's C(V<x.y.z>__<what>.sql) files.
+      - Required unless I(inspect_only).
     type: path
-    required: true
   target_version:
-    description: Schema version to install or upgrade to (x.y.z).
+    description: Schema version to install or upgrade to (x.y.z). Required unless I(inspect_only).
     type: str
-    required: true
+  inspect_only:
+    description:
+      - Only read the history and return C(installed_version) (and C(history)); never changes anything.
+      - Lets a dry run plan on the controller with the M(database_migration_plan) filter while the
+        host's copy of the SQL files is not updated yet.
+    type: bool
+    default: false
   connection:
     description: How to reach the database.
     type: str
@@ -80,6 +87,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+history:
+  description: Rows of flyway_schema_history (rank, version, script, checksum, success), null without the table.
+  type: list
+  elements: dict
+  returned: inspect_only
 installed_version:
   description: Schema version before the run (null for a new install).
   type: str
@@ -110,15 +122,16 @@ applied:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.database_client import ClientError, DatabaseClient
-from ansible.module_utils.database_flyway import migrate
+from ansible.module_utils.database_flyway import installed_version, migrate, read_history
 from ansible.module_utils.database_migrations import MigrationError
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            sql_dir=dict(type="path", required=True),
-            target_version=dict(type="str", required=True),
+            sql_dir=dict(type="path"),
+            target_version=dict(type="str"),
+            inspect_only=dict(type="bool", default=False),
             connection=dict(type="str", default="docker_exec", choices=["docker_exec", "docker_run", "local"]),
             container=dict(type="str"),
             image=dict(type="str"),
@@ -130,7 +143,11 @@ def main():
             database=dict(type="str", required=True),
             client_bin_dir=dict(type="path"),
         ),
-        required_if=[("connection", "docker_exec", ["container"]), ("connection", "docker_run", ["image"])],
+        required_if=[
+            ("connection", "docker_exec", ["container"]),
+            ("connection", "docker_run", ["image"]),
+            ("inspect_only", False, ["sql_dir", "target_version"]),
+        ],
         supports_check_mode=True,
     )
     p = module.params
@@ -139,13 +156,20 @@ def main():
         port=p["login_port"], container=p["container"], image=p["image"], network=p["network"],
         client_bin_dir=p["client_bin_dir"],
     )
+    if p["inspect_only"]:
+        try:
+            history = read_history(client)
+            module.exit_json(changed=False, history=history, installed_version=installed_version(history))
+        except (MigrationError, ClientError) as exc:
+            module.fail_json(msg="cannot read the schema history: %s" % exc, error=str(exc))
     try:
         result = migrate(client, p["sql_dir"], p["target_version"], check_mode=module.check_mode)
     except MigrationError as exc:
-        partial = getattr(exc, "result", {})
-        module.fail_json(msg=str(exc), **partial)
+        partial = dict(getattr(exc, "result", {}))
+        partial.pop("warnings", None)
+        module.fail_json(msg=str(exc), error=str(exc), **partial)
     except ClientError as exc:
-        module.fail_json(msg="cannot read the schema history: %s" % exc)
+        module.fail_json(msg="cannot read the schema history: %s" % exc, error=str(exc))
     for warning in result.pop("warnings"):
         module.warn(warning)
     module.exit_json(**result)
