@@ -1,0 +1,146 @@
+"""Fixtures for tests that drive ansible-playbook against this machine.
+
+Each test gets a throwaway SMARTIDHOME in a temp dir, an inventory for localhost and
+certificate factories; secrets are random per test so a leak check can grep for them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import secrets
+import stat
+import subprocess
+import sys
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VENV_BIN = os.path.dirname(sys.executable)
+HERE = os.path.dirname(os.path.abspath(__file__))
+NOW = datetime.datetime.now(datetime.timezone.utc)
+DAY = datetime.timedelta(days=1)
+
+
+def make_cert(cn, not_before=None, not_after=None):
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(not_before or NOW - DAY).not_valid_after(not_after or NOW + 365 * DAY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    return key, cert
+
+
+def cert_pem(cert):
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def cert_der(cert):
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def key_pem(key):
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def tree_checksum(path):
+    """Digest of every path, type, mode, owner and content under path."""
+    digest = hashlib.sha256()
+    for dirpath, dirnames, filenames in sorted(os.walk(path)):
+        dirnames.sort()
+        for name in [dirpath] + [os.path.join(dirpath, f) for f in sorted(filenames)]:
+            st = os.lstat(name)
+            digest.update(("%s %o %d %d\n" % (os.path.relpath(name, path), st.st_mode, st.st_uid,
+                                              st.st_gid)).encode())
+            if stat.S_ISREG(st.st_mode):
+                with open(name, "rb") as fh:
+                    digest.update(fh.read())
+    return digest.hexdigest()
+
+
+class Harness:
+    """One throwaway deployment target: SMARTIDHOME, controller inputs, vars, runner."""
+
+    def __init__(self, tmp_path, name):
+        self.tmp = tmp_path
+        self.home = tmp_path / "smartidhome"
+        self.cacerts = tmp_path / "controller-cacerts"
+        self.cacerts.mkdir()
+        self.home.mkdir()
+        self.secret = "kdf-" + secrets.token_hex(12)
+        self.db_password = "dbpw-" + secrets.token_hex(12)
+        self.basic_auth = "cbuser:cbpw-" + secrets.token_hex(12)
+        self.da_key = secrets.token_hex(32)
+        self.vars = {
+            "messaging_smartid_home": str(self.home),
+            "messaging_cacerts_dir": str(self.cacerts),
+            "messaging_compose_project": name,
+            "messaging_network_name": name + "-net",
+            "messaging_public_url": "https://messaging.test/ms",
+            "messaging_client_key_secret": self.secret,
+            "messaging_database_password": self.db_password,
+            "messaging_clients": [
+                {"client_id": "idm", "group": "smartid", "callback_url": "https://idm.test/cb",
+                 "callback_basic_auth": self.basic_auth},
+                {"client_id": "da", "group": "smartid", "key": self.da_key,
+                 "callback_url": "https://da.test/cb"},
+            ],
+        }
+        self.inventory = tmp_path / "inventory.yml"
+        self.inventory.write_text(yaml.safe_dump({"all": {"hosts": {"localhost": {
+            "ansible_connection": "local",
+            "ansible_python_interpreter": sys.executable,
+        }}}}))
+
+    @property
+    def secret_values(self):
+        derived = __import__("hmac").new(self.secret.encode(), b"idm", hashlib.sha256).hexdigest()
+        return [self.secret, self.db_password, self.basic_auth, self.da_key, derived]
+
+    def add_cert(self, filename, data):
+        (self.cacerts / filename).write_bytes(data)
+
+    def run(self, playbook="site_messaging.yml", extra=None, args=(), check=False):
+        vars_file = self.tmp / "vars.yml"
+        merged = dict(self.vars)
+        merged.update(extra or {})
+        vars_file.write_text(yaml.safe_dump(merged))
+        env = dict(os.environ)
+        env.update({
+            "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"),
+            "ANSIBLE_ROLES_PATH": os.path.join(ROOT, "roles"),
+            "ANSIBLE_FILTER_PLUGINS": os.path.join(ROOT, "plugins", "filter"),
+            "ANSIBLE_LIBRARY": os.path.join(ROOT, "plugins", "modules"),
+            "ANSIBLE_MODULE_UTILS": os.path.join(ROOT, "plugins", "module_utils"),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_RETRY_FILES_ENABLED": "0",
+            "PATH": VENV_BIN + os.pathsep + env.get("PATH", ""),
+        })
+        cmd = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", str(self.inventory),
+               os.path.join(HERE, playbook), "-e", "@" + str(vars_file), *args]
+        if check:
+            cmd += ["--check", "--diff"]
+        proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=900,
+                              check=False)
+        proc.output = proc.stdout + proc.stderr
+        return proc
+
+    def assert_no_secret(self, text):
+        for value in self.secret_values:
+            assert value not in text, "a secret value appeared in the output"
+
+
+@pytest.fixture
+def harness(tmp_path, request):
+    name = "msgrole-" + hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:8]
+    return Harness(tmp_path, name)
