@@ -60,6 +60,12 @@ def test_provision_then_sign_with_callbacks(service, receiver):
     assert r.status_code == 202, r.text
     cbs = receiver.wait_for(lambda c: len(c) == 2)
     assert cbs[1]["type"] == "sign" and cbs[1]["body"]["messageId"] == acc2["messageId"]
+    end = time.monotonic() + 5  # outcomes are recorded just after the receiver answered
+    while time.monotonic() < end:
+        with psycopg.connect(service.dsn) as conn:
+            if conn.execute("SELECT count(*) FROM hermod_callback WHERE state = 'delivered'").fetchone()[0] == 2:
+                break
+        time.sleep(0.05)
     with psycopg.connect(service.dsn) as conn:
         rows = conn.execute("SELECT c.client_id, c.state, c.attempts, c.last_http_status FROM hermod_callback c "
                             "JOIN hermod_command m ON m.id = c.command_id ORDER BY c.created_at").fetchall()
