@@ -158,3 +158,16 @@ def test_jwk_parse_only_raises_jws_error(jwk):
         jws.public_key(jwk)
     except jws.JwsError:
         pass
+
+
+@pytest.mark.parametrize("client_id", ["idm", "0", "true", "1e3", "null", "da-2"])
+def test_generated_snippet_reads_back_the_same_id(client_id):
+    import yaml
+
+    from hermod_ref.api_admin import client_snippet
+
+    text = client_snippet(client_id)
+    entry = yaml.safe_load(text)[0]
+    assert entry["client-id"] == client_id and len(entry["key"]) == 64
+    header = text.splitlines()[0].split(": ", 1)[1]
+    assert base64.b64decode(header).decode() == f"{client_id}:{entry['key']}"

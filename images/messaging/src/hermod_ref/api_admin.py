@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+import yaml
+
 from aiohttp import web
 
 from . import apikey, metrics, openapi, store
@@ -35,8 +37,10 @@ SWAGGER_INIT = """window.onload = function () {
 
 def client_snippet(client_id: str) -> str:
     key = apikey.new_key()
+    # An id such as 0, true or 1e3 would be read back as a number or boolean: quote it then.
+    shown = client_id if yaml.safe_load(client_id) == client_id else json.dumps(client_id)
     return (f"# X-Api-Key: {apikey.header_for(client_id, key)}\n"
-            f"- client-id: {client_id}\n"
+            f"- client-id: {shown}\n"
             f"  key: {key}\n"
             f"  # group: <same group for clients that share devices, e.g. idm and da>\n"
             f"  # callback-url: https://<client host>/<callback base>\n"

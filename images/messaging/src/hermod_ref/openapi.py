@@ -86,7 +86,11 @@ def spec(base_path: str, release: str) -> dict:
         "parameters": [{"name": "clientId", "in": "path", "required": True,
                         "schema": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}}],
         "responses": {"200": {"description": "YAML snippet with a `# X-Api-Key:` comment line",
-                              "content": {"application/yaml": {"schema": {"type": "string"}}}},
+                              "content": {"application/yaml": {"schema": {
+                                  "type": "array", "minItems": 1, "maxItems": 1, "items": {
+                                      "type": "object", "required": ["client-id", "key"],
+                                      "properties": {"client-id": {"type": "string"},
+                                                     "key": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}}}}}},
                       "400": _error("Invalid client id")}}}
     health = {"200": {"description": "UP", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}},
               "503": {"description": "DOWN", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}}

@@ -1,0 +1,111 @@
+"""Operator endpoints on :20400, outside the base path: generateclient, actuator, API docs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import yaml
+
+from aiohttp import web
+
+from . import apikey, metrics, openapi, store
+from .config import _CLIENT_ID
+from .http import error
+
+try:
+    from swagger_ui_bundle import swagger_ui_path
+except ImportError:  # the UI is optional; the spec is always served
+    swagger_ui_path = None
+
+SWAGGER_INDEX = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="UTF-8"><title>Smart ID Messaging reference API</title>
+<link rel="stylesheet" href="swagger-ui.css"></head>
+<body><div id="swagger-ui"></div>
+<script src="swagger-ui-bundle.js"></script>
+<script src="swagger-ui-standalone-preset.js"></script>
+<script src="swagger-init.js"></script>
+</body></html>
+"""
+# Kept in its own file so that a strict Content-Security-Policy (no inline script) works.
+SWAGGER_INIT = """window.onload = function () {
+  window.ui = SwaggerUIBundle({url: "/v3/api-docs", dom_id: "#swagger-ui",
+    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset], layout: "StandaloneLayout"});
+};
+"""
+
+
+def client_snippet(client_id: str) -> str:
+    key = apikey.new_key()
+    # An id such as 0, true or 1e3 would be read back as a number or boolean: quote it then.
+    shown = client_id if yaml.safe_load(client_id) == client_id else json.dumps(client_id)
+    return (f"# X-Api-Key: {apikey.header_for(client_id, key)}\n"
+            f"- client-id: {shown}\n"
+            f"  key: {key}\n"
+            f"  # group: <same group for clients that share devices, e.g. idm and da>\n"
+            f"  # callback-url: https://<client host>/<callback base>\n"
+            f"  # callback-basic-auth: <user>:<password>\n")
+
+
+def routes(service) -> list[web.RouteDef]:
+    async def generate_client(request: web.Request) -> web.Response:
+        client_id = request.match_info["client_id"]
+        if not _CLIENT_ID.match(client_id):
+            return error(request, 400, "client-id: 1-64 of letters, digits, '.', '_', '-'")
+        return web.Response(text=client_snippet(client_id), content_type="application/yaml",
+                            headers={"Cache-Control": "no-store"})
+
+    async def liveness(request):
+        return web.json_response({"status": "UP"})
+
+    async def readiness(request):
+        try:
+            async with asyncio.timeout(2):
+                await service.pool.fetchval("SELECT 1")
+        except Exception:
+            return web.json_response({"status": "DOWN", "components": {"db": {"status": "DOWN"}}}, status=503)
+        return web.json_response({"status": "UP", "components": {"db": {"status": "UP"}}})
+
+    async def prometheus(request):
+        gauges = None
+        try:
+            async with asyncio.timeout(2):
+                row = await service.pool.fetchrow(store.CALLBACK_GAUGES)
+            gauges = {
+                "hermod_callbacks_pending": (row["pending"], "Callbacks not yet delivered (cluster-wide)"),
+                "hermod_callbacks_retrying": (row["retrying"], "Callbacks waiting for a retry (cluster-wide)"),
+                "hermod_callbacks_given_up": (row["failed"], "Callbacks given up after max-age (cluster-wide)"),
+            }
+        except Exception:
+            pass  # the process metrics are still worth a scrape
+        return web.Response(body=metrics.exposition(gauges),
+                            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    spec_text = json.dumps(openapi.spec(service.cfg.base_path, service.release.version))
+
+    async def api_docs(request):
+        return web.Response(text=spec_text, content_type="application/json")
+
+    table = [
+        web.get("/util/generateclient/{client_id}", generate_client),
+        web.get("/actuator/health", readiness),
+        web.get("/actuator/health/liveness", liveness),
+        web.get("/actuator/health/readiness", readiness),
+        web.get("/actuator/prometheus", prometheus),
+        web.get("/v3/api-docs", api_docs),
+    ]
+    if service.cfg.swagger_ui and swagger_ui_path is not None:
+        async def index(request):
+            return web.Response(text=SWAGGER_INDEX, content_type="text/html")
+
+        async def init(request):
+            return web.Response(text=SWAGGER_INIT, content_type="application/javascript")
+
+        async def to_index(request):
+            raise web.HTTPFound("/swagger-ui/index.html")
+
+        table += [web.get("/swagger-ui", to_index), web.get("/swagger-ui/", to_index),
+                  web.get("/swagger-ui.html", to_index),
+                  web.get("/swagger-ui/index.html", index), web.get("/swagger-ui/swagger-init.js", init),
+                  web.static("/swagger-ui", str(swagger_ui_path))]
+    return table

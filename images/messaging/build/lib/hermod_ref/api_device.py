@@ -1,0 +1,116 @@
+"""Device side under the public URL (`<base>/ms`); see docs/device-protocol.md."""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import json
+import re
+import uuid
+
+from aiohttp import web
+
+from . import jws, metrics, store
+from .http import error
+
+REFERENCE = r"[A-Za-z0-9_-]{20,64}"
+_REFERENCE = re.compile(REFERENCE)
+
+
+@functools.lru_cache(maxsize=4096)
+def _registered_key(jwk_text: str):
+    """Device keys are parsed once per worker, not once per response."""
+    return jws.public_key(json.loads(jwk_text))
+
+
+def _canonical_jwk(jwk: dict) -> str:
+    """Only the public members, in a fixed order: what is stored and called back."""
+    names = ("kty", "crv", "x", "y") if jwk["kty"] == "EC" else ("kty", "e", "n")
+    return json.dumps({n: jwk[n] for n in names}, separators=(",", ":"))
+
+
+async def _refusal(service, request, reference: str, action: str) -> web.Response:
+    """Say why a fetch or answer did not apply (only run when it did not)."""
+    row = await service.pool.fetchrow(store.COMMAND_STATE, reference)
+    if row is None:
+        return error(request, 404, "unknown command reference")
+    if row["state"] == "expired" or not row["live"]:
+        return error(request, 410, "command has expired")
+    if row["state"] == "answered":
+        return error(request, 409, "command has already been answered")
+    if row["state"] == "fetched" and action == "fetch":
+        return error(request, 409, "command has already been fetched (the reference is one-time)")
+    return error(request, 409, "command must be fetched before it is answered")
+
+
+def routes(service) -> list[web.RouteDef]:
+    base = f"{service.cfg.base_path}/ms/command/{{reference:{REFERENCE}}}"
+
+    async def fetch(request: web.Request) -> web.Response:
+        reference = request.match_info["reference"]
+        row = await service.pool.fetchrow(store.FETCH_COMMAND, reference)
+        if row is None:
+            return await _refusal(service, request, reference, "fetch")
+        body = (f'{{"messageId":"{row["id"]}","type":"{row["command_type"]}",'
+                f'"nonce":{json.dumps(row["nonce"])},"userid":{json.dumps(row["userid"])},'
+                f'"responseformat":"{row["response_format"]}","respondBy":"{row["expires_at"].isoformat()}",'
+                f'"command":{row["payload"]}}}')
+        return web.Response(text=body, content_type="application/json")
+
+    async def respond(request: web.Request) -> web.Response:
+        reference = request.match_info["reference"]
+        try:
+            doc = json.loads(await request.read())
+        except (ValueError, UnicodeDecodeError):
+            return error(request, 400, "body: is not valid JSON")
+        if not isinstance(doc, dict) or not isinstance(doc.get("nonce"), str) or "response" not in doc:
+            return error(request, 400, "body: must be an object with nonce (string) and response")
+        extra = set(doc) - {"nonce", "response"}
+        if extra:
+            return error(request, 400, f"{sorted(extra)[0]}: unexpected property")
+        row = await service.pool.fetchrow(store.RESPONSE_CONTEXT, reference)
+        if row is None or row["state"] != "fetched" or not row["live"]:
+            metrics.RESPONSES.labels("refused").inc()
+            return await _refusal(service, request, reference, "answer")
+        if not hmac.compare_digest(doc["nonce"].encode(), row["nonce"].encode()):
+            metrics.RESPONSES.labels("bad_nonce").inc()
+            return error(request, 403, "nonce does not match the command")
+        response = doc["response"]
+        device_jwk = None
+        if row["response_format"] == "jws":
+            try:
+                header, payload, signing_input, signature = jws.parse(response)
+                if payload.get("nonce") != row["nonce"]:
+                    raise jws.JwsError("JWS payload nonce does not match the command")
+                if row["command_type"] == "provision":
+                    # Proof of possession: the new device key signs its own registration.
+                    key = jws.public_key(header.get("jwk"))
+                    device_jwk = _canonical_jwk(header["jwk"])
+                elif row["jwk"] is None:
+                    metrics.RESPONSES.labels("no_device_key").inc()
+                    return error(request, 422, "no device key registered for this userid in this client group; "
+                                               "provision the device first")
+                else:
+                    key = _registered_key(row["jwk"])
+                jws.verify(header, signing_input, signature, key)
+            except jws.JwsError as exc:
+                metrics.RESPONSES.labels("bad_signature").inc()
+                return error(request, 403 if "verify" in str(exc) or "nonce" in str(exc) else 400,
+                             f"response: {exc}")
+        elif not isinstance(response, dict):
+            return error(request, 400, "response: must be a JSON object for responseformat json")
+        callback = {"messageId": str(row["id"]), "type": row["command_type"], "status": "answered",
+                    "userid": row["userid"], "nonce": row["nonce"], "responseformat": row["response_format"],
+                    "response": response}
+        if device_jwk:
+            callback["deviceKey"] = json.loads(device_jwk)
+        queued = await service.pool.fetchval(store.ANSWER, row["id"], uuid.uuid4(),
+                                             json.dumps(callback, separators=(",", ":")), device_jwk)
+        if queued is None:  # lost a race with a second answer or with expiry
+            metrics.RESPONSES.labels("refused").inc()
+            return await _refusal(service, request, reference, "answer")
+        metrics.RESPONSES.labels("accepted").inc()
+        service.dispatcher.wake.set()
+        return web.json_response({"messageId": str(row["id"]), "status": "accepted"}, status=202)
+
+    return [web.get(base, fetch), web.post(f"{base}/response", respond)]

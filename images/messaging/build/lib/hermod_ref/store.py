@@ -1,0 +1,133 @@
+"""SQL for the command lifecycle. One statement per step where possible: round trips
+are the cost that matters on the hot path."""
+
+from __future__ import annotations
+
+INSERT_COMMAND = """
+INSERT INTO hermod_command (id, client_id, client_group, command_type, reference, nonce, userid,
+                            response_format, payload, timeout_seconds, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now() + make_interval(secs => $11))
+RETURNING expires_at
+"""
+
+# Fetch is one-time: it moves the command to 'fetched' and starts the response deadline.
+FETCH_COMMAND = """
+UPDATE hermod_command
+   SET state = 'fetched', fetched_at = now(),
+       expires_at = now() + make_interval(secs => timeout_seconds)
+ WHERE reference = $1 AND state = 'pending' AND expires_at > now()
+RETURNING id, command_type, nonce, userid, response_format, payload, expires_at
+"""
+
+# Why a fetch or a response was refused (only run on the unhappy path).
+COMMAND_STATE = """
+SELECT state, expires_at > now() AS live FROM hermod_command WHERE reference = $1
+"""
+
+RESPONSE_CONTEXT = """
+SELECT c.id, c.client_id, c.client_group, c.command_type, c.nonce, c.userid,
+       c.response_format, c.state, c.expires_at > now() AS live, k.jwk
+  FROM hermod_command c
+  LEFT JOIN hermod_device_key k ON k.client_group = c.client_group AND k.userid = c.userid
+ WHERE c.reference = $1
+"""
+
+# Answer, queue the callback and (for provisioning) register the device key, atomically.
+# The state condition makes a concurrent second answer or the expiry sweeper lose cleanly.
+ANSWER = """
+WITH done AS (
+    UPDATE hermod_command SET state = 'answered', answered_at = now()
+     WHERE id = $1 AND state = 'fetched' AND expires_at > now()
+    RETURNING id, client_id, client_group, command_type, userid
+), key AS (
+    INSERT INTO hermod_device_key (client_group, userid, jwk, command_id)
+    SELECT client_group, userid, $4, id FROM done WHERE $4::text IS NOT NULL
+    ON CONFLICT (client_group, userid)
+    DO UPDATE SET jwk = EXCLUDED.jwk, command_id = EXCLUDED.command_id, registered_at = now()
+)
+INSERT INTO hermod_callback (id, command_id, client_id, callback_type, body)
+SELECT $2, id, client_id, command_type, $3 FROM done
+RETURNING id
+"""
+
+# Expire due commands and queue their timeout callbacks; SKIP LOCKED so that several
+# nodes sweep side by side without waiting for each other.
+EXPIRE = """
+WITH due AS (
+    SELECT id, state AS was FROM hermod_command
+     WHERE state IN ('pending', 'fetched') AND expires_at <= now()
+     ORDER BY expires_at
+     LIMIT $1
+       FOR UPDATE SKIP LOCKED
+), expired AS (
+    UPDATE hermod_command c SET state = 'expired'
+      FROM due WHERE c.id = due.id
+    RETURNING c.id, c.client_id, c.command_type, c.userid, c.nonce, due.was
+)
+INSERT INTO hermod_callback (id, command_id, client_id, callback_type, body)
+SELECT gen_random_uuid(), id, client_id, command_type,
+       json_build_object('messageId', id, 'type', command_type, 'status', 'timeout',
+                         'userid', userid, 'nonce', nonce, 'fetched', was = 'fetched')::text
+  FROM expired
+RETURNING id
+"""
+
+# Claim due callbacks under a lease. A lease that ran out (a node died mid-delivery)
+# makes the callback due again: at-least-once.
+CLAIM = """
+UPDATE hermod_callback c
+   SET lease_owner = $1, lease_until = now() + make_interval(secs => $2), attempts = c.attempts + 1
+  FROM (SELECT id FROM hermod_callback
+         WHERE state = 'pending' AND next_attempt_at <= now()
+           AND (lease_until IS NULL OR lease_until < now())
+         ORDER BY next_attempt_at
+         LIMIT $3
+           FOR UPDATE SKIP LOCKED) due
+ WHERE c.id = due.id
+RETURNING c.id, c.command_id, c.client_id, c.callback_type, c.body, c.attempts,
+          extract(epoch FROM c.created_at)::float8 AS created
+"""
+
+MARK_DELIVERED = """
+UPDATE hermod_callback
+   SET state = 'delivered', delivered_at = now(), lease_owner = NULL, lease_until = NULL, last_error = NULL
+ WHERE id = ANY($1::uuid[]) AND state = 'pending'
+"""
+
+MARK_DELIVERED_1_1 = """
+UPDATE hermod_callback c
+   SET state = 'delivered', delivered_at = now(), lease_owner = NULL, lease_until = NULL,
+       last_error = NULL, last_http_status = r.status
+  FROM unnest($1::uuid[], $2::int[]) AS r(id, status)
+ WHERE c.id = r.id AND c.state = 'pending'
+"""
+
+# A failed attempt: back off, or give up once the callback is older than max-age.
+# Only the lease holder may reschedule (a late node must not undo another's delivery).
+MARK_RETRY = """
+UPDATE hermod_callback c
+   SET next_attempt_at = now() + make_interval(secs => r.delay),
+       lease_owner = NULL, lease_until = NULL, last_error = r.error,
+       state = CASE WHEN c.created_at + make_interval(secs => $4) < now() + make_interval(secs => r.delay)
+                    THEN 'failed' ELSE 'pending' END
+  FROM unnest($1::uuid[], $2::float8[], $3::text[]) AS r(id, delay, error)
+ WHERE c.id = r.id AND c.state = 'pending' AND c.lease_owner = $5
+RETURNING c.id, c.state
+"""
+
+MARK_RETRY_1_1 = MARK_RETRY.replace(
+    "last_error = r.error,", "last_error = r.error, last_http_status = r.status,").replace(
+    "unnest($1::uuid[], $2::float8[], $3::text[]) AS r(id, delay, error)",
+    "unnest($1::uuid[], $2::float8[], $3::text[], $6::int[]) AS r(id, delay, error, status)")
+
+RECORD_ATTEMPTS = """
+INSERT INTO hermod_callback_attempt (callback_id, attempt, node, duration_ms, http_status, error)
+SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::int[], $6::text[])
+"""
+
+CALLBACK_GAUGES = """
+SELECT count(*) FILTER (WHERE state = 'pending') AS pending,
+       count(*) FILTER (WHERE state = 'pending' AND attempts > 0 AND lease_until IS NULL) AS retrying,
+       count(*) FILTER (WHERE state = 'failed') AS failed
+  FROM hermod_callback WHERE state <> 'delivered'
+"""
