@@ -68,6 +68,19 @@ def messaging_diagnose_cacerts(analysis, mounts, container_dir, host_dir, dir_st
                                  file_contents, uid, gid, container_running)
 
 
+def messaging_new_key(_unused=None):
+    """A fresh random key (64 hex); the input is ignored."""
+    return core.new_client_key()
+
+
+def messaging_parse_generated_client(text, client_id):
+    """The service's generateclient snippet -> {client_id, key, api_key}."""
+    try:
+        return core.parse_generated_client(text, client_id)
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+
+
 class FilterModule:
     """Messaging role filters."""
 
@@ -81,4 +94,6 @@ class FilterModule:
             "messaging_cacert_name": messaging_cacert_name,
             "messaging_analyze_log": messaging_analyze_log,
             "messaging_diagnose_cacerts": messaging_diagnose_cacerts,
+            "messaging_new_key": messaging_new_key,
+            "messaging_parse_generated_client": messaging_parse_generated_client,
         }

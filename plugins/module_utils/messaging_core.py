@@ -516,3 +516,35 @@ def diagnose_cacerts(analysis, mounts, container_dir, host_dir, dir_stat, file_s
         findings.append("the alias check failed but mounts, permissions and PEM files look right: "
                         "read the container log")
     return findings
+
+
+# ------------------------------------------------------------ new clients
+
+_SNIPPET_KEY_RE = re.compile(r"^\s*(?:-\s*)?key:\s*[\"']?(?P<key>[^\s\"']+)[\"']?\s*$", re.M)
+_SNIPPET_HEADER_RE = re.compile(r"^\s*#\s*X-Api-Key:\s*(?P<header>\S+)\s*$", re.M)
+
+
+def new_client_key():
+    """A fresh random 256-bit key as 64 lowercase hex characters."""
+    import secrets  # pylint: disable=import-outside-toplevel
+    return secrets.token_hex(32)
+
+
+def parse_generated_client(text, client_id):
+    """Read the service's /util/generateclient/<id> YAML snippet.
+
+    Returns {client_id, key, api_key}; raises ValueError (without the key) when the
+    snippet has no valid key or its X-Api-Key comment does not match the key.
+    """
+    match = _SNIPPET_KEY_RE.search(text or "")
+    if not match:
+        raise ValueError("the generateclient answer has no key line")
+    key = match.group("key")
+    if not KEY_RE.match(key):
+        raise ValueError("the generateclient answer's key is not 64 hex characters")
+    header = api_key_header(client_id, key)
+    shown = _SNIPPET_HEADER_RE.search(text)
+    if shown and shown.group("header") != header:
+        raise ValueError("the generateclient answer's X-Api-Key comment does not match its key "
+                         "for client id %s" % client_id)
+    return {"client_id": client_id, "key": key, "api_key": header}

@@ -559,3 +559,34 @@ def test_module_validate_keystore_rules(tmp_path):
     assert mod.validate(params)[0] == []
     params["keystore_src"] = None
     assert "set messaging_keystore_src" in mod.validate(params)[0][0]
+
+
+# ------------------------------------------------------------ new clients
+
+
+def test_new_client_key_is_random_64_hex():
+    keys = {core.new_client_key() for _ in range(20)}
+    assert len(keys) == 20 and all(core.KEY_RE.match(k) and k == k.lower() for k in keys)
+
+
+def reference_snippet(cid, key):
+    return ("# X-Api-Key: %s\n- client-id: %s\n  key: %s\n"
+            "  # group: <same group>\n  # callback-url: https://x\n" % (core.api_key_header(cid, key), cid, key))
+
+
+def test_parse_generated_client_reads_the_reference_snippet():
+    out = core.parse_generated_client(reference_snippet("idm", KEY_A), "idm")
+    assert out == {"client_id": "idm", "key": KEY_A, "api_key": core.api_key_header("idm", KEY_A)}
+
+
+def test_parse_generated_client_rejects_mismatching_header_without_echoing_key():
+    text = reference_snippet("other", KEY_A).replace("client-id: other", "client-id: idm")
+    with pytest.raises(ValueError) as info:
+        core.parse_generated_client(text, "idm")
+    assert KEY_A not in str(info.value)
+
+
+@pytest.mark.parametrize("text", ["", "- client-id: idm\n", "- client-id: idm\n  key: abc\n"])
+def test_parse_generated_client_rejects_bad_answers(text):
+    with pytest.raises(ValueError):
+        core.parse_generated_client(text, "idm")
