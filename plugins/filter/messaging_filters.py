@@ -62,10 +62,10 @@ def messaging_analyze_log(log_text, expected_files, banner_regex=core.DEFAULT_BA
 
 
 def messaging_diagnose_cacerts(analysis, mounts, container_dir, host_dir, dir_stat, file_stats,
-                               file_contents, uid, gid, container_running=True):
+                               file_contents, uid, gid, container_running=True, health=None):
     """Findings that say which thing is wrong when the alias check fails."""
     return core.diagnose_cacerts(analysis, mounts, container_dir, host_dir, dir_stat, file_stats,
-                                 file_contents, uid, gid, container_running)
+                                 file_contents, uid, gid, container_running, health)
 
 
 def messaging_new_key(_unused=None):

@@ -463,7 +463,7 @@ def _can_read(stat, uid, gid, need_exec=False):
 
 
 def diagnose_cacerts(analysis, mounts, container_dir, host_dir, dir_stat, file_stats,
-                     file_contents, uid, gid, container_running=True):
+                     file_contents, uid, gid, container_running=True, health=None):
     """Explain a failed alias check the way the vendor's troubleshooting does.
 
     mounts: docker inspect .Mounts; dir_stat/file_stats: ansible stat results
@@ -474,6 +474,10 @@ def diagnose_cacerts(analysis, mounts, container_dir, host_dir, dir_stat, file_s
     if not container_running:
         findings.append("the messaging container is not running: see `docker compose logs` in the "
                         "messaging folder")
+    elif health not in (None, "healthy"):
+        findings.append("the service is not ready (health check: %s): readiness includes the "
+                        "database connection; see `docker compose logs` in the messaging folder "
+                        "and the database component" % health)
     mount = None
     for item in mounts or []:
         if item.get("Destination") == container_dir:

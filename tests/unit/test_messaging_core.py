@@ -590,3 +590,12 @@ def test_parse_generated_client_rejects_mismatching_header_without_echoing_key()
 def test_parse_generated_client_rejects_bad_answers(text):
     with pytest.raises(ValueError):
         core.parse_generated_client(text, "idm")
+
+
+def test_diagnose_not_ready_when_aliases_are_fine():
+    analysis = core.analyze_startup_log(log(*BANNER), [])
+    findings = core.diagnose_cacerts(analysis, GOOD_MOUNTS, CONT, HOST, DIR_OK, {}, {}, 1000, 1000,
+                                     health="unhealthy")
+    assert findings == [
+        "the service is not ready (health check: unhealthy): readiness includes the database "
+        "connection; see `docker compose logs` in the messaging folder and the database component"]
