@@ -84,6 +84,23 @@ def traefik_certificate_problems(
     )
 
 
+def traefik_pem_bundle(paths, base_dir=None):
+    """Certificate blocks of the controller files `paths` (empty entries skipped), as one PEM text."""
+    pems = []
+    for path in paths:
+        if not path:
+            continue
+        resolved = _resolve(path, base_dir)
+        try:
+            pems.append(_read(resolved))
+        except OSError as exc:
+            raise AnsibleFilterError(f"{resolved}: cannot read ({exc.strerror})") from None
+    try:
+        return core.pem_bundle(*pems)
+    except ValueError as exc:
+        raise AnsibleFilterError(f"{', '.join(str(p) for p in paths if p)}: {exc}") from None
+
+
 def traefik_hostname_problem(hostname):
     """Empty string when the host name is usable in a Host() rule and a certificate SAN."""
     return core.check_hostname(hostname) or ""
@@ -122,6 +139,7 @@ class FilterModule:
         return {
             "traefik_certificate_problems": traefik_certificate_problems,
             "traefik_hostname_problem": traefik_hostname_problem,
+            "traefik_pem_bundle": traefik_pem_bundle,
             "traefik_invalid_source_ranges": traefik_invalid_source_ranges,
             "traefik_san_entry": traefik_san_entry,
             "traefik_path_rule": traefik_path_rule,

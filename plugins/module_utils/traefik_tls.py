@@ -27,6 +27,19 @@ _HOSTNAME_RE = re.compile(
 )
 
 
+def pem_bundle(*pems: bytes) -> str:
+    """The certificates of the PEM inputs, in order, one block per certificate, newline-terminated.
+
+    Anything else in the inputs (comments, a private key pasted by mistake) is left out.
+    """
+    blocks = []
+    for pem in pems:
+        blocks += [b.decode("ascii").replace("\r\n", "\n") for b in _PEM_CERT_RE.findall(pem)]
+    if not blocks:
+        raise ValueError("no PEM certificate found")
+    return "\n".join(blocks) + "\n"
+
+
 def load_pem_certificates(data: bytes) -> list[x509.Certificate]:
     """All certificates in a PEM bundle, in file order (raises ValueError on a bad block)."""
     return [x509.load_pem_x509_certificate(block) for block in _PEM_CERT_RE.findall(data)]

@@ -272,3 +272,20 @@ def test_wildcard_covers_exactly_one_label(label, extra):
                                         ("127.0.0.1", "IP:127.0.0.1"), ("::1", "IP:::1")])
 def test_san_entry(host, entry):
     assert traefik_filters.traefik_san_entry(host) == entry
+
+
+def test_pem_bundle_keeps_only_certificates_in_order(tmp_path, pki):
+    key = _key_pem(pki["leaf_key"])
+    (tmp_path / "c.pem").write_bytes(b"# leaf\n" + _pem(pki["leaf"]) + key)
+    (tmp_path / "chain.pem").write_bytes(_pem(pki["inter"]).replace(b"\n", b"\r\n"))
+    bundle = traefik_filters.traefik_pem_bundle(["c.pem", "", "chain.pem"], base_dir=str(tmp_path))
+    assert bundle == (_pem(pki["leaf"]) + _pem(pki["inter"])).decode()
+    assert "PRIVATE KEY" not in bundle and "\r" not in bundle and bundle.endswith("-----\n")
+    assert [c.subject for c in core.load_pem_certificates(bundle.encode())] == [
+        pki["leaf"].subject, pki["inter"].subject]
+
+
+def test_pem_bundle_without_certificate_fails(tmp_path):
+    (tmp_path / "k.pem").write_text("nothing")
+    with pytest.raises(traefik_filters.AnsibleFilterError):
+        traefik_filters.traefik_pem_bundle([str(tmp_path / "k.pem")])

@@ -1,0 +1,50 @@
+"""roles/traefik on a real Docker engine: idempotent, check mode clean, files and modes."""
+
+from __future__ import annotations
+
+import stat
+
+from conftest import container_state, docker
+from stack import recap
+
+
+def test_first_run_changed_something(test_instance):
+    assert recap(test_instance.first_run.stdout)["changed"] > 0
+
+
+def test_second_run_changes_nothing_and_restarts_nothing(test_instance):
+    before = container_state(test_instance.container)
+    proc = test_instance.deploy()
+    assert recap(proc.stdout)["changed"] == 0, proc.stdout[-4000:]
+    assert container_state(test_instance.container) == before
+
+
+def test_check_diff_run_reports_no_change(test_instance):
+    before = container_state(test_instance.container)
+    proc = test_instance.deploy("--check", "--diff")
+    assert recap(proc.stdout)["changed"] == 0, proc.stdout[-4000:]
+    assert container_state(test_instance.container) == before
+
+
+def test_private_keys_are_not_world_readable(test_instance):
+    comp = test_instance.component_dir
+    keys = list((comp / "certificates").glob("*.key")) + list((comp / "ca").glob("*.key"))
+    assert len(keys) == 3  # served key, CA key, generated server key
+    for key in keys:
+        mode = stat.S_IMODE(key.stat().st_mode)
+        assert mode & 0o007 == 0, f"{key} is {oct(mode)}"
+    assert stat.S_IMODE((comp / "ca" / "smartid-local-ca.key").stat().st_mode) == 0o600
+
+
+def test_no_secret_in_playbook_output(test_instance):
+    out = test_instance.first_run.stdout + test_instance.first_run.stderr
+    for key in (test_instance.component_dir / "ca").glob("*.key"):
+        body = "".join(key.read_text().splitlines()[1:-1])
+        assert body[:40] not in out
+    assert "PRIVATE KEY" not in out
+
+
+def test_compose_file_works_by_hand(test_instance):
+    proc = docker("compose", "--project-directory", test_instance.component_dir, "ps", "--format", "json")
+    assert test_instance.container in proc.stdout
+    assert '"Health":"healthy"' in proc.stdout.replace(" ", "")
