@@ -1,0 +1,107 @@
+"""End to end on this machine's engine: the role deploys the reference image with the service
+terminating TLS (keystore built on the controller from a PEM key and certificate), the port
+published on 127.0.0.1, the start-up check passes, a second run changes nothing and restarts
+nothing, and no secret reaches the output even at -vvv."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import urllib.request
+
+import pytest
+
+from conftest import ROOT, cert_der, cert_pem, key_pem, make_cert
+
+pytestmark = pytest.mark.skipif(shutil.which("docker") is None, reason="needs a Docker engine")
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def docker(*args):
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
+
+
+@pytest.fixture
+def stack(harness):
+    yield harness
+    prefix = harness.vars["smartid_compose_project_prefix"]
+    for component in ("messaging", "database"):
+        folder = harness.home / "docker" / "compose" / component
+        if (folder / "docker-compose.yml").exists():
+            subprocess.run(["docker", "compose", "--project-directory", str(folder), "down", "--volumes"],
+                           capture_output=True, check=False)
+    docker("network", "rm", harness.vars["smartid_network_name"])
+    assert prefix.startswith("msgrole-")
+
+
+def started_at(harness):
+    folder = harness.home / "docker" / "compose" / "messaging"
+    cid = subprocess.run(["docker", "compose", "--project-directory", str(folder), "ps", "-q", "messaging"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    return json.loads(docker("inspect", cid).stdout)[0]["State"]["StartedAt"]
+
+
+def test_service_tls_deploy_is_idempotent_and_quiet(stack, tmp_path):
+    h = stack
+    key, cert = make_cert("localhost")
+    (tmp_path / "tls.key").write_bytes(key_pem(key))
+    (tmp_path / "tls.crt").write_bytes(cert_pem(cert))
+    _, ca = make_cert("Callback CA")
+    h.add_cert("callback-ca.der", cert_der(ca))
+    port = free_port()
+    name = h.vars["messaging_compose_project"]
+    keystore_password = "ks-" + h.secret
+    extra = {
+        "smartid_home": str(h.home),
+        "smartid_network_name": h.vars["messaging_network_name"],
+        "smartid_compose_project_prefix": name + "-",
+        "images_repo_root": ROOT,
+        "images_components": [{"role": "database", "context": "postgres"},
+                              {"role": "messaging", "context": "messaging"}],
+        "database_password": h.db_password,
+        "messaging_compose_project": name + "-messaging",
+        "messaging_tls_termination": "service",
+        "messaging_keystore_key_src": str(tmp_path / "tls.key"),
+        "messaging_keystore_cert_src": str(tmp_path / "tls.crt"),
+        "messaging_keystore_password": keystore_password,
+        "messaging_keystore_build_dir": str(tmp_path / "keystore-build"),
+        "messaging_publish_port": True,
+        "messaging_publish_host_port": port,
+    }
+    h.vars.update(extra)
+    first = h.run("stack_messaging.yml", args=["-vvv"])
+    assert first.returncode == 0, first.output[-6000:]
+    assert "certificates loaded before the banner" in first.output
+    h.assert_no_secret(first.output)
+    assert keystore_password not in first.output
+
+    folder = h.home / "docker" / "compose" / "messaging"
+    store = folder / "certificates" / "messaging.p12"
+    assert oct(store.stat().st_mode & 0o777) == "0o640" and store.stat().st_gid == 1000
+    assert sorted(os.listdir(folder / "cacerts")) == ["callback-ca.cer"]
+    ctx = ssl.create_default_context(cadata=cert_pem(cert).decode())
+    ctx.check_hostname = False
+    with urllib.request.urlopen("https://127.0.0.1:%d/actuator/health/liveness" % port, context=ctx,
+                                timeout=10) as answer:
+        assert answer.status == 200
+    before = started_at(h)
+
+    second = h.run("stack_messaging.yml")
+    assert second.returncode == 0, second.output[-6000:]
+    recap = [line for line in second.output.splitlines() if line.startswith("localhost")]
+    assert recap and "changed=0" in recap[-1], second.output[-3000:]
+    assert started_at(h) == before
+
+    check = h.run("stack_messaging.yml", check=True)
+    assert check.returncode == 0, check.output[-6000:]
+    assert "changed=0" in [line for line in check.output.splitlines() if line.startswith("localhost")][-1]
+    h.assert_no_secret(check.output)
