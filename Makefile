@@ -5,7 +5,7 @@ VENV := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # Molecule scenarios run in this order; each one is a full create/converge/idempotence/verify/destroy.
-MOLECULE_SCENARIOS ?= default
+MOLECULE_SCENARIOS ?= default upgrade
 
 .PHONY: help bootstrap engine deploy verify test lint unit molecule
 
@@ -30,10 +30,11 @@ lint: bootstrap
 	yamllint --strict .
 	ansible-lint --profile production --offline
 
-unit: bootstrap
-	pytest -q tests/unit
+# Plugins, playbook behaviour (negative cases against this machine) and the reference service.
+unit: engine
+	pytest -q tests/unit tests/playbook
 
 molecule: engine
 	for scenario in $(MOLECULE_SCENARIOS); do molecule test --scenario-name "$$scenario"; done
 
-test: lint unit molecule
+test: engine lint unit molecule
