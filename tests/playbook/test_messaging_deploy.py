@@ -1,7 +1,10 @@
 """End to end on this machine's engine: the role deploys the reference image with the service
 terminating TLS (keystore built on the controller from a PEM key and certificate), the port
 published on 127.0.0.1, the start-up check passes, a second run changes nothing and restarts
-nothing, and no secret reaches the output even at -vvv."""
+nothing, and no secret reaches the output even at -vvv.
+
+The database it needs is deployed first by stack_base.yml (images, smartid_home, database);
+the runs under test are the messaging role's alone (site_messaging.yml)."""
 
 from __future__ import annotations
 
@@ -78,7 +81,12 @@ def test_service_tls_deploy_is_idempotent_and_quiet(stack, tmp_path):
         "messaging_publish_host_port": port,
     }
     h.vars.update(extra)
-    first = h.run("stack_messaging.yml", args=["-vvv"])
+    image_file = tmp_path / "messaging-image"
+    base = h.run("stack_base.yml", extra={"msgrole_image_file": str(image_file)})
+    assert base.returncode == 0, base.output[-6000:]
+    h.vars["messaging_image"] = image_file.read_text().strip()
+
+    first = h.run("site_messaging.yml", args=["-vvv"])
     assert first.returncode == 0, first.output[-6000:]
     assert "certificates loaded before the banner" in first.output
     h.assert_no_secret(first.output)
@@ -95,13 +103,13 @@ def test_service_tls_deploy_is_idempotent_and_quiet(stack, tmp_path):
         assert answer.status == 200
     before = started_at(h)
 
-    second = h.run("stack_messaging.yml")
+    second = h.run("site_messaging.yml")
     assert second.returncode == 0, second.output[-6000:]
     recap = [line for line in second.output.splitlines() if line.startswith("localhost")]
     assert recap and "changed=0" in recap[-1], second.output[-3000:]
     assert started_at(h) == before
 
-    check = h.run("stack_messaging.yml", check=True)
+    check = h.run("site_messaging.yml", check=True, args=["-vvv"])
     assert check.returncode == 0, check.output[-6000:]
     assert "changed=0" in [line for line in check.output.splitlines() if line.startswith("localhost")][-1]
     h.assert_no_secret(check.output)
