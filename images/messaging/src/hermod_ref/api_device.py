@@ -48,7 +48,7 @@ def routes(service) -> list[web.RouteDef]:
 
     async def fetch(request: web.Request) -> web.Response:
         reference = request.match_info["reference"]
-        row = await service.pool.fetchrow(store.FETCH_COMMAND, reference)
+        row = await service.commands.fetch(reference)
         if row is None:
             return await _refusal(service, request, reference, "fetch")
         body = (f'{{"messageId":"{row["id"]}","type":"{row["command_type"]}",'

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from . import api_admin, api_commands, api_device, db
+from . import api_admin, api_commands, api_device, db, metrics, store
 from .config import Config
 from .dispatcher import Dispatcher, Sweeper
 from .http import errors_as_json
@@ -23,6 +23,7 @@ class Service:
     cfg: Config
     release: Release
     pool: object = None
+    commands: store.Commands | None = None
     dispatcher: Dispatcher | None = None
 
 
@@ -41,7 +42,7 @@ async def serve(cfg: Config, release: Release, client_ssl, server_ssl, node: str
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     pool = await db.create_pool(cfg.database)
-    service = Service(cfg, release, pool)
+    service = Service(cfg, release, pool, store.Commands(pool))
     service.dispatcher = Dispatcher(cfg, pool, release, client_ssl, node)
     sweeper = Sweeper(cfg, pool, service.dispatcher)
     runner = web.AppRunner(build_app(service), access_log=None, handle_signals=False)
@@ -49,7 +50,9 @@ async def serve(cfg: Config, release: Release, client_ssl, server_ssl, node: str
     # SO_REUSEPORT: every worker binds the same port and the kernel spreads connections.
     site = web.TCPSite(runner, cfg.address, cfg.port, ssl_context=server_ssl, reuse_port=True, backlog=2048)
     await site.start()
+    published = asyncio.Event()
     background = [asyncio.create_task(service.dispatcher.run()), asyncio.create_task(sweeper.run())]
+    publisher = asyncio.create_task(metrics.publisher(published))
     if ready:
         ready()
     await stop.wait()
@@ -61,4 +64,6 @@ async def serve(cfg: Config, release: Release, client_ssl, server_ssl, node: str
     for task in background:
         task.cancel()
     await asyncio.gather(*background, return_exceptions=True)
+    published.set()
+    await publisher
     await pool.close()

@@ -32,5 +32,13 @@ async def connect_with_retry(db: Database, deadline_s: float):
             delay = min(delay * 2, 5)
 
 
+async def _keep_session(conn) -> None:
+    """Pool release hook. asyncpg still rolls back an open transaction first; what it
+    skips is its default `RESET ALL; UNLISTEN *; CLOSE ALL; pg_advisory_unlock_all()`
+    round trip after every query. The service never sets session state (no SET, LISTEN,
+    cursors outside transactions or advisory locks), so there is nothing to reset."""
+
+
 async def create_pool(db: Database):
-    return await asyncpg.create_pool(min_size=1, max_size=db.pool_size, timeout=10, **connect_kwargs(db))
+    return await asyncpg.create_pool(min_size=1, max_size=db.pool_size, timeout=10, reset=_keep_session,
+                                     **connect_kwargs(db))

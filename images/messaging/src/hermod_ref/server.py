@@ -10,13 +10,11 @@ import argparse
 import asyncio
 import logging
 import os
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 
-from . import banner, config, db, logsetup, release as releases, schema, tls, truststore
+from . import banner, config, db, logsetup, metrics, release as releases, schema, tls, truststore
 
 log = logging.getLogger("hermod")
 
@@ -45,6 +43,7 @@ def _run_worker(cfg, rel, trust, server_ssl, index: int) -> None:
 
     from . import app
 
+    metrics.attach(index)
     node = f"{socket.gethostname()}-{os.getpid()}"[:64]
     client_ssl = trust.ssl_context(cfg.trust_system_cas)
     uvloop.run(app.serve(cfg, rel, client_ssl, server_ssl, node,
@@ -90,19 +89,12 @@ def main(argv=None) -> int:
         log.error("Cannot use database %s:%s/%s: %s", cfg.database.host, cfg.database.port,
                   cfg.database.name, type(exc).__name__)
         return 3
-    # Workers share metrics through files here (prometheus_client multiprocess mode).
-    own_metrics_dir = None
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        own_metrics_dir = tempfile.mkdtemp(prefix="hermod-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_metrics_dir
+    # Per-worker metrics, summed at scrape time through a shared memory map (metrics.py).
+    metrics.init_shared(cfg.workers)
     log.info("Starting Smart ID Messaging reference %s (database schema %s) on %s:%d%s, %d worker(s), "
              "base path '%s', public URL %s", rel.version, installed, cfg.address, cfg.port,
              " (HTTPS)" if server_ssl else "", cfg.workers, cfg.base_path, cfg.public_url)
-    try:
-        return _supervise(cfg, rel, trust, server_ssl)
-    finally:
-        if own_metrics_dir:
-            shutil.rmtree(own_metrics_dir, ignore_errors=True)
+    return _supervise(cfg, rel, trust, server_ssl)
 
 
 def _supervise(cfg, rel, trust, server_ssl) -> int:

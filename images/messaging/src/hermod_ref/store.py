@@ -19,6 +19,68 @@ UPDATE hermod_command
 RETURNING id, command_type, nonce, userid, response_format, payload, expires_at
 """
 
+# The batched forms of the two statements above (batching.py): one statement for all the
+# commands accepted, or fetched, in one turn of a worker's event loop.
+INSERT_COMMANDS = """
+INSERT INTO hermod_command (id, client_id, client_group, command_type, reference, nonce, userid,
+                            response_format, payload, timeout_seconds, expires_at)
+SELECT id, client_id, client_group, command_type, reference, nonce, userid, response_format, payload,
+       timeout_seconds, now() + make_interval(secs => lifespan)
+  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+              $8::text[], $9::text[], $10::int[], $11::float8[])
+       AS r(id, client_id, client_group, command_type, reference, nonce, userid, response_format, payload,
+            timeout_seconds, lifespan)
+RETURNING id, expires_at
+"""
+
+FETCH_COMMANDS = """
+UPDATE hermod_command c
+   SET state = 'fetched', fetched_at = now(),
+       expires_at = now() + make_interval(secs => c.timeout_seconds)
+  FROM (SELECT DISTINCT unnest($1::text[]) AS reference) r
+ WHERE c.reference = r.reference AND c.state = 'pending' AND c.expires_at > now()
+RETURNING c.reference, c.id, c.command_type, c.nonce, c.userid, c.response_format, c.payload, c.expires_at
+"""
+
+
+class Commands:
+    """The hot-path statements on commands, batched per worker (see batching.py)."""
+
+    def __init__(self, pool, max_batch: int = 256, max_inflight: int = 2):
+        from .batching import Batcher
+
+        self.pool = pool
+        self.inserts = Batcher(self._insert_many, self._insert_one, max_batch, max_inflight)
+        self.fetches = Batcher(self._fetch_many, self._fetch_one, max_batch, max_inflight)
+
+    async def insert(self, *row):
+        """row = (id, client_id, group, type, reference, nonce, userid, format, payload, timeout, lifespan);
+        returns expires_at."""
+        return await self.inserts.submit(row)
+
+    async def fetch(self, reference: str):
+        """The fetched command's row, or None if it is not pending (one-time: of several
+        fetches of one reference at once, exactly one gets the row)."""
+        return await self.fetches.submit(reference)
+
+    async def _insert_many(self, rows):
+        cols = list(zip(*rows))
+        got = await self.pool.fetch(INSERT_COMMANDS, *cols[:10], [float(x) for x in cols[10]])
+        expires = {r["id"]: r["expires_at"] for r in got}
+        return [expires[row[0]] for row in rows]
+
+    async def _insert_one(self, row):
+        return await self.pool.fetchval(INSERT_COMMAND, *row[:10], float(row[10]))
+
+    async def _fetch_many(self, references):
+        got = {r["reference"]: r for r in await self.pool.fetch(FETCH_COMMANDS, references)}
+        # a reference twice in one batch: the first caller gets the command, the second a refusal
+        return [got.pop(ref, None) for ref in references]
+
+    async def _fetch_one(self, reference):
+        return await self.pool.fetchrow(FETCH_COMMAND, reference)
+
+
 # Why a fetch or a response was refused (only run on the unhappy path).
 COMMAND_STATE = """
 SELECT state, expires_at > now() AS live FROM hermod_command WHERE reference = $1
