@@ -74,7 +74,10 @@ def target(request):
 
 @pytest.fixture(scope="session")
 def sslyze_python():
-    """Python of the separate sslyze venv (made on first use from tests/tls/requirements-sslyze.txt)."""
+    """A Python with sslyze: the test venv's when it has it (requirements.txt), else a separate venv
+    made on first use from tests/tls/requirements-sslyze.txt (sslyze caps cryptography)."""
+    if run(sys.executable, "-c", "import sslyze", check=False).returncode == 0:
+        return Path(sys.executable)
     python = SSLYZE_VENV / "bin" / "python"
     if not python.exists():
         run(sys.executable, "-m", "venv", SSLYZE_VENV)

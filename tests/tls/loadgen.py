@@ -15,6 +15,7 @@ import dataclasses
 import socket
 import ssl
 import time
+import urllib.parse
 
 import aiohttp
 from aiohttp.abc import AbstractResolver
@@ -60,17 +61,13 @@ class LoadResult:
                 "errors": dict(self.errors.most_common(5)), "certificates_seen": len(self.serials)}
 
 
-async def _worker(session, url, method, body, headers, result, stop, fresh):
+async def _worker(session, url, method, body, headers, result, stop):
+    """Keep-alive worker: pooled connections through aiohttp."""
     while not stop.is_set():
         start = time.perf_counter()
         try:
             async with session.request(method, url, data=body, headers=headers) as resp:
                 await resp.read()
-                if fresh and url.startswith("https"):
-                    ssl_object = resp.connection.transport.get_extra_info("ssl_object") if resp.connection else None
-                    if ssl_object is not None:
-                        der = ssl_object.getpeercert(binary_form=True)
-                        result.serials.add(x509.load_der_x509_certificate(der).serial_number)
                 if resp.status != 200:
                     result.failed += 1
                     result.errors[f"HTTP {resp.status}"] += 1
@@ -78,6 +75,45 @@ async def _worker(session, url, method, body, headers, result, stop, fresh):
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ssl.SSLError) as exc:
             result.failed += 1
             result.errors[type(exc).__name__ + ": " + str(exc)[:80]] += 1
+            continue
+        result.ok += 1
+        result.latencies.append(time.perf_counter() - start)
+
+
+async def _fresh_worker(url, connect, method, body, headers, ssl_ctx, result, stop):
+    """One TCP connection and TLS handshake per request; records the certificate served."""
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    host_header = parts.hostname if port in (80, 443) else f"{parts.hostname}:{port}"
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {host_header}", "Connection: close",
+             f"Content-Length: {len(body or b'')}"] + [f"{k}: {v}" for k, v in headers.items()]
+    raw_request = ("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b"")
+    while not stop.is_set():
+        start = time.perf_counter()
+        writer = None
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(
+                connect or parts.hostname, port, ssl=ssl_ctx or None,
+                server_hostname=parts.hostname if ssl_ctx else None), timeout=15)
+            ssl_object = writer.get_extra_info("ssl_object")
+            if ssl_object is not None:
+                der = ssl_object.getpeercert(binary_form=True)
+                result.serials.add(x509.load_der_x509_certificate(der).serial_number)
+            writer.write(raw_request)
+            await writer.drain()
+            response = await asyncio.wait_for(reader.read(), timeout=15)
+            status = int(response.split(b" ", 2)[1]) if response.startswith(b"HTTP/") else 0
+        except (asyncio.TimeoutError, OSError, ssl.SSLError, ValueError, IndexError) as exc:
+            result.failed += 1
+            result.errors[type(exc).__name__ + ": " + str(exc)[:80]] += 1
+            continue
+        finally:
+            if writer is not None:
+                writer.close()
+        if status != 200:
+            result.failed += 1
+            result.errors[f"HTTP {status}"] += 1
             continue
         result.ok += 1
         result.latencies.append(time.perf_counter() - start)
@@ -95,13 +131,10 @@ async def run_load(url, *, duration, keepalive=16, fresh=0, method="POST", body=
     sessions = []
     try:
         ka = aiohttp.TCPConnector(ssl=ssl_ctx, limit=keepalive, resolver=resolver)
-        fr = aiohttp.TCPConnector(ssl=ssl_ctx, limit=max(fresh, 1), force_close=True,
-                                  resolver=StaticResolver(connect) if connect else None)
-        sessions = [aiohttp.ClientSession(connector=ka, timeout=timeout),
-                    aiohttp.ClientSession(connector=fr, timeout=timeout)]
-        tasks = [asyncio.create_task(_worker(sessions[0], url, method, body, headers, result, stop, False))
+        sessions = [aiohttp.ClientSession(connector=ka, timeout=timeout)]
+        tasks = [asyncio.create_task(_worker(sessions[0], url, method, body, headers, result, stop))
                  for _ in range(keepalive)]
-        tasks += [asyncio.create_task(_worker(sessions[1], url, method, body, headers, result, stop, True))
+        tasks += [asyncio.create_task(_fresh_worker(url, connect, method, body, headers, ssl_ctx, result, stop))
                   for _ in range(fresh)]
         started = time.perf_counter()
         if stop_event is None:

@@ -181,8 +181,13 @@ def create_test_instance(http_port=None, https_port=None) -> Instance:
         variables=variables, net_subnet=net_subnet, net_gateway=net_gateway, outside_subnet=outside_subnet,
     )
     instance.home = home
-    instance.first_run = instance.deploy()
-    wait_ready(instance.endpoint)
+    try:
+        instance.first_run = instance.deploy()
+        wait_ready(instance.endpoint)
+    except BaseException:
+        if os.environ.get("TRAEFIK_TEST_KEEP") != "1":
+            destroy_test_instance(instance)
+        raise
     return instance
 
 

@@ -41,7 +41,7 @@ def issue(instance, directory, hostname) -> tuple[str, str, int]:
         .not_valid_after(now + datetime.timedelta(days=90))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA384())
+        .sign(ca_key, hashes.SHA256())
     )
     cert_file, key_file = directory / f"{hostname}.crt", directory / f"{hostname}.key"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
