@@ -113,3 +113,20 @@ def test_service_tls_deploy_is_idempotent_and_quiet(stack, tmp_path):
     assert check.returncode == 0, check.output[-6000:]
     assert "changed=0" in [line for line in check.output.splitlines() if line.startswith("localhost")][-1]
     h.assert_no_secret(check.output)
+
+    # The vendor's troubleshooting case: the cacerts folder unreadable for the container user.
+    cacerts = folder / "cacerts"
+    cacerts.chmod(0o700)
+    subprocess.run(["docker", "compose", "--project-directory", str(folder), "restart"], check=True,
+                   capture_output=True)
+    broken = h.run("verify_messaging.yml", extra={"messaging_verify_retries": 20})
+    assert broken.returncode != 0
+    assert "cacerts folder permissions: %s (mode 0700" % cacerts in broken.output, broken.output[-4000:]
+    assert "no line 'INFO: Adding certificate callback-ca.cer using alias ...' in the log" in broken.output
+
+    # The role repairs the mode and restarts the service, and the check passes again.
+    fixed = h.run("site_messaging.yml")
+    assert fixed.returncode == 0, fixed.output[-6000:]
+    assert "RUNNING HANDLER [messaging : Restart messaging]" in fixed.output
+    assert "certificates loaded before the banner: callback-ca.cer" in fixed.output
+    assert h.run("verify_messaging.yml").returncode == 0
