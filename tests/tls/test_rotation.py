@@ -4,51 +4,12 @@ failed request; a bad certificate is refused before anything changes."""
 from __future__ import annotations
 
 import asyncio
-import datetime
-import socket
-import ssl
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from conftest import container_state
 from loadgen import run_load
-
-
-def served_serial(endpoint) -> int:
-    ctx = ssl.create_default_context(cafile=endpoint.ca_file)
-    with socket.create_connection((endpoint.connect, endpoint.port), timeout=5) as raw:
-        with ctx.wrap_socket(raw, server_hostname=endpoint.hostname) as tls:
-            return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)).serial_number
-
-
-def issue(instance, directory, hostname) -> tuple[str, str, int]:
-    """An 'operator' certificate for `hostname`, signed by the bundle's CA (so clients trust it)."""
-    ca_cert = x509.load_pem_x509_certificate(instance.ca_cert.read_bytes())
-    ca_key = serialization.load_pem_private_key(instance.ca_key.read_bytes(), password=None)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)]))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=90))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    cert_file, key_file = directory / f"{hostname}.crt", directory / f"{hostname}.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    key_file.chmod(0o600)
-    return str(cert_file), str(key_file), cert.serial_number
+from stack import issue, served_serial
 
 
 def cert_files(instance):
