@@ -1,5 +1,0 @@
-import sys
-
-from .server import main
-
-sys.exit(main())
