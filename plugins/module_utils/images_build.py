@@ -6,9 +6,10 @@ import hashlib
 import os
 
 # Build-context entries that never reach an image: caches and the generated wheelhouse
-# (its content is determined by the requirements files, which are hashed).
+# (its content is determined by the requirements files, which are hashed) and the
+# setuptools build/ and dist/ folders that building the wheel leaves in the context.
 IMAGES_IGNORED_NAMES = frozenset(
-    {"wheelhouse", "__pycache__", ".pytest_cache", ".hypothesis", ".mypy_cache", ".ruff_cache", ".build"}
+    {"wheelhouse", "build", "dist", "__pycache__", ".pytest_cache", ".hypothesis", ".mypy_cache", ".ruff_cache"}
 )
 IMAGES_IGNORED_SUFFIXES = (".pyc", ".pyo")
 

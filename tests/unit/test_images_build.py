@@ -38,7 +38,7 @@ def test_hash_changes_with_content_name_mode_and_extra(context):
 
 def test_hash_ignores_caches_and_wheelhouse(context):
     base = images_build.images_context_hash(str(context))
-    for cache in ("wheelhouse", "__pycache__", ".pytest_cache", "pkg.egg-info"):
+    for cache in ("wheelhouse", "build", "dist", "__pycache__", ".pytest_cache", "pkg.egg-info"):
         (context / cache).mkdir()
         (context / cache / "junk").write_text("x")
     (context / "mod.pyc").write_bytes(b"\0")
