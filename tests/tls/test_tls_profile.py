@@ -141,3 +141,16 @@ def test_access_log_is_json_and_drops_credentials(target):
     assert entry["request_User-Agent"] == f"ua-{marker}"  # headers are logged in general ...
     assert "request_X-Api-Key" not in entry and "request_Authorization" not in entry  # ... but not these
     assert secret_key not in logs and secret_auth not in logs
+
+
+def test_aliased_header_names_do_not_reach_the_backend(target):
+    resp = request(target.endpoint, f"{target.endpoint.base_path}/ms/alias",
+                   headers={"X_Real_Ip": "203.0.113.9", "X.Forwarded.For": "203.0.113.9", "X-Plain": "1"})
+    assert resp.status == 200
+    body = json.loads(resp.body)
+    if not body.get("standin"):
+        pytest.skip("only the stand-in backend echoes header names")
+    names = {n.lower() for n in body["header_names"]}
+    assert "x-plain" in names
+    assert "x_real_ip" not in names and "x.forwarded.for" not in names
+    assert body["x_real_ip"] != "203.0.113.9"
