@@ -68,7 +68,7 @@ def routes(service) -> list[web.RouteDef]:
         extra = set(doc) - {"nonce", "response"}
         if extra:
             return error(request, 400, f"{sorted(extra)[0]}: unexpected property")
-        row = await service.pool.fetchrow(store.RESPONSE_CONTEXT, reference)
+        row = await service.commands.context(reference)
         if row is None or row["state"] != "fetched" or not row["live"]:
             metrics.RESPONSES.labels("refused").inc()
             return await _refusal(service, request, reference, "answer")
@@ -104,8 +104,8 @@ def routes(service) -> list[web.RouteDef]:
                     "response": response}
         if device_jwk:
             callback["deviceKey"] = json.loads(device_jwk)
-        queued = await service.pool.fetchval(store.ANSWER, row["id"], uuid.uuid4(),
-                                             json.dumps(callback, separators=(",", ":")), device_jwk)
+        queued = await service.commands.answer(row["id"], uuid.uuid4(), json.dumps(callback, separators=(",", ":")),
+                                               device_jwk)
         if queued is None:  # lost a race with a second answer or with expiry
             metrics.RESPONSES.labels("refused").inc()
             return await _refusal(service, request, reference, "answer")

@@ -3,8 +3,8 @@
 Every worker of every node runs one. `FOR UPDATE SKIP LOCKED` plus a lease longer than
 twice the HTTP timeout means two nodes never hold the same callback at once; a node
 that dies mid-delivery lets its lease run out and another node retries (at-least-once,
-so every POST carries `Idempotency-Key: <callback id>`). Outcomes are written back in
-one statement per batch.
+so every POST carries `Idempotency-Key: <callback id>`). Outcomes of attempts that end
+together are written back in one statement.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import time
 import aiohttp
 
 from . import metrics, store
+from .batching import Batcher
 from .config import Config
 from .release import Release
 
@@ -30,6 +31,13 @@ def backoff(attempts: int, initial: float, cap: float, rng=random.random) -> flo
 
 
 class Dispatcher:
+    """Claims due callbacks in batches and delivers them concurrently over one pooled
+    keep-alive client session. Claiming is pipelined: the next batch is claimed while
+    deliveries are in flight, up to `concurrency` of them, and each outcome is recorded
+    as soon as its attempt ends, outcomes ending together in one statement
+    (store.record_outcomes_sql through a Batcher). So a slow or dead callback target
+    holds up its own callbacks only."""
+
     def __init__(self, cfg: Config, pool, release: Release, ssl_ctx, node: str):
         self.cfg = cfg
         self.pool = pool
@@ -38,104 +46,136 @@ class Dispatcher:
         self.node = node
         self.wake = asyncio.Event()
         self._stopping = False
-        self._auth = {cid: aiohttp.BasicAuth(*c.basic_auth) if c.basic_auth else None
-                      for cid, c in cfg.clients.items()}
+        self._inflight = 0
+        self._slot_free = asyncio.Event()
+        self._tasks: set[asyncio.Task] = set()
+        self._record_sql = store.record_outcomes_sql(release.records_attempts)
+        self.outcomes = Batcher(self._record_many, None, max_batch=500, max_inflight=2)
+        # per client, computed once: where to POST and the Authorization header
+        self._targets = {cid: (c.callback_url,
+                               aiohttp.BasicAuth(*c.basic_auth).encode() if c.basic_auth else None)
+                         for cid, c in cfg.clients.items()}
+        self._delivered: dict[str, object] = {}
 
     def stop(self) -> None:
         self._stopping = True
         self.wake.set()
+        self._slot_free.set()
 
     async def run(self) -> None:
         connector = aiohttp.TCPConnector(ssl=self.ssl_ctx, limit=self.cfg.callback_concurrency)
         timeout = aiohttp.ClientTimeout(total=self.cfg.callback_timeout)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
             self.session = session
-            while not self._stopping:
-                try:
-                    claimed = await self.pool.fetch(store.CLAIM, self.node, self.cfg.callback_lease,
-                                                    self.cfg.callback_batch_size)
-                except Exception as exc:  # database away: keep trying, readiness reports it
-                    log.warning("Claiming callbacks failed: %s", type(exc).__name__)
-                    await asyncio.sleep(self.cfg.callback_poll_interval)
-                    continue
-                if claimed:
-                    await self._deliver_batch(claimed)
-                    if len(claimed) == self.cfg.callback_batch_size:
-                        continue
-                self.wake.clear()
-                try:
-                    await asyncio.wait_for(self.wake.wait(), self.cfg.callback_poll_interval)
-                    # let a burst of answers gather into one claim
-                    await asyncio.sleep(0.005)
-                except asyncio.TimeoutError:
-                    pass
+            try:
+                await self._claim_loop()
+            finally:
+                # in-flight deliveries finish and their outcomes are recorded (SIGTERM too)
+                if self._tasks:
+                    await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _deliver_batch(self, rows) -> None:
-        results = await asyncio.gather(*(self._deliver(row) for row in rows))
+    async def _claim_loop(self) -> None:
+        limit = self.cfg.callback_concurrency
+        while not self._stopping:
+            room = min(self.cfg.callback_batch_size, limit - self._inflight)
+            if room <= 0:
+                self._slot_free.clear()
+                await self._slot_free.wait()
+                continue
+            try:
+                claimed = await self.pool.fetch(store.CLAIM, self.node, self.cfg.callback_lease, room)
+            except Exception as exc:  # database away: keep trying, readiness reports it
+                log.warning("Claiming callbacks failed: %s", type(exc).__name__)
+                await asyncio.sleep(self.cfg.callback_poll_interval)
+                continue
+            for row in claimed:
+                self._inflight += 1
+                task = asyncio.create_task(self._attempt(row))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            if claimed and len(claimed) == room:
+                continue
+            self.wake.clear()
+            try:
+                await asyncio.wait_for(self.wake.wait(), self.cfg.callback_poll_interval)
+                # let a burst of answers gather into one claim
+                await asyncio.sleep(0.005)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _attempt(self, row) -> None:
+        try:
+            result = await self._deliver(row)
+            await self.outcomes.submit((row, result))
+        except Exception as exc:  # noqa: BLE001 - the lease runs out and it is retried
+            log.warning("Callback %s: recording the outcome failed (%s)", row["id"], type(exc).__name__)
+        finally:
+            self._inflight -= 1
+            self._slot_free.set()
+
+    async def _record_many(self, items) -> list:
+        """Write the outcomes of attempts that ended together; one statement."""
         ok_ids, ok_status = [], []
         retry_ids, delays, errors, statuses = [], [], [], []
-        now = time.time()
-        for row, (status, error, duration) in zip(rows, results):
+        for row, (status, error, _) in items:
             if error is None:
                 ok_ids.append(row["id"])
                 ok_status.append(status)
-                metrics.DELIVERED.labels(row["callback_type"]).inc()
-                metrics.LIFECYCLE.observe(max(0.0, now - row["created"]))
             else:
                 retry_ids.append(row["id"])
                 delays.append(backoff(row["attempts"], self.cfg.callback_initial_backoff,
                                       self.cfg.callback_max_backoff))
                 errors.append(error[:500])
                 statuses.append(status)
+        args = [ok_ids, ok_status, retry_ids, delays, errors, statuses, self.cfg.callback_max_age, self.node]
+        if self.release.records_attempts:
+            args += [[row["id"] for row, _ in items], [row["attempts"] for row, _ in items],
+                     [int(d * 1000) for _, (_, _, d) in items], [s for _, (s, _, _) in items],
+                     [None if e is None else e[:500] for _, (_, e, _) in items]]
         try:
-            async with self.pool.acquire() as conn:
-                async with conn.transaction():
-                    if ok_ids:
-                        if self.release.records_attempts:
-                            await conn.execute(store.MARK_DELIVERED_1_1, ok_ids, ok_status)
-                        else:
-                            await conn.execute(store.MARK_DELIVERED, ok_ids)
-                    if retry_ids:
-                        if self.release.records_attempts:
-                            changed = await conn.fetch(store.MARK_RETRY_1_1, retry_ids, delays, errors,
-                                                       self.cfg.callback_max_age, self.node, statuses)
-                        else:
-                            changed = await conn.fetch(store.MARK_RETRY, retry_ids, delays, errors,
-                                                       self.cfg.callback_max_age, self.node)
-                        for row in changed:
-                            if row["state"] == "failed":
-                                metrics.FAILED.inc()
-                                log.error("Callback %s given up after max-age", row["id"])
-                            else:
-                                metrics.ATTEMPT_FAILED.inc()
-                    if self.release.records_attempts:
-                        await conn.execute(
-                            store.RECORD_ATTEMPTS, [r["id"] for r in rows], [r["attempts"] for r in rows],
-                            [self.node] * len(rows), [int(d * 1000) for _, _, d in results],
-                            [s for s, _, _ in results], [None if e is None else e[:500] for _, e, _ in results])
+            changed = await self.pool.fetch(self._record_sql, *args)
         except Exception as exc:
             # The leases run out and the callbacks are delivered again: at-least-once.
-            log.warning("Recording callback outcomes failed (%s); they will be retried", type(exc).__name__)
+            log.warning("Recording %d callback outcome(s) failed (%s); they will be retried",
+                        len(items), type(exc).__name__)
+            return [None] * len(items)
+        now = time.time()
+        for row, (_, error, _) in items:
+            if error is None:
+                counter = self._delivered.get(row["callback_type"])
+                if counter is None:
+                    counter = self._delivered[row["callback_type"]] = metrics.DELIVERED.labels(row["callback_type"])
+                counter.inc()
+                metrics.LIFECYCLE.observe(max(0.0, now - row["created"]))
+        for row in changed:
+            if row["state"] == "failed":
+                metrics.FAILED.inc()
+                log.error("Callback %s given up after max-age", row["id"])
+            else:
+                metrics.ATTEMPT_FAILED.inc()
+        return [None] * len(items)
 
     async def _deliver(self, row) -> tuple[int | None, str | None, float]:
         """(http status, error or None, seconds) of one attempt."""
-        client = self.cfg.clients.get(row["client_id"])
-        if client is None:
+        target = self._targets.get(row["client_id"])
+        if target is None:
             return None, "client no longer configured", 0.0
-        url = f"{client.callback_url}/callback/{row['callback_type']}"
+        callback_url, authorization = target
         headers = {"Content-Type": "application/json", "Idempotency-Key": str(row["id"]),
                    "X-Hermod-Message-Id": str(row["command_id"]), "X-Hermod-Attempt": str(row["attempts"])}
+        if authorization:
+            headers["Authorization"] = authorization
         start = time.perf_counter()
         try:
-            async with self.session.post(url, data=row["body"].encode(), headers=headers,
-                                         auth=self._auth.get(client.client_id)) as resp:
+            async with self.session.post(f"{callback_url}/callback/{row['callback_type']}",
+                                         data=row["body"].encode(), headers=headers) as resp:
                 await resp.read()
                 status = resp.status
         except asyncio.TimeoutError:
             return None, "timeout", time.perf_counter() - start
         except aiohttp.ClientSSLError as exc:
             return None, f"TLS: {type(exc).__name__}", time.perf_counter() - start
-        except (aiohttp.ClientError, OSError) as exc:
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
             return None, f"connection: {type(exc).__name__}", time.perf_counter() - start
         duration = time.perf_counter() - start
         metrics.DELIVERY_LATENCY.observe(duration)

@@ -43,6 +43,37 @@ RETURNING c.reference, c.id, c.command_type, c.nonce, c.userid, c.response_forma
 """
 
 
+RESPONSE_CONTEXTS = """
+SELECT c.reference, c.id, c.client_id, c.client_group, c.command_type, c.nonce, c.userid,
+       c.response_format, c.state, c.expires_at > now() AS live, k.jwk
+  FROM hermod_command c
+  LEFT JOIN hermod_device_key k ON k.client_group = c.client_group AND k.userid = c.userid
+ WHERE c.reference = ANY($1::text[])
+"""
+
+# ANSWER for a batch. Two answers to one command in one batch: the UPDATE takes one of
+# them, and only that one gets its callback id back (the other is refused, as it would
+# be one after the other). Two device keys for one user in one batch make ON CONFLICT
+# fail the statement: the batch is then retried row by row (batching.py).
+ANSWERS = """
+WITH r AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS r(command_id, callback_id, body, jwk)
+), done AS (
+    UPDATE hermod_command c SET state = 'answered', answered_at = now()
+      FROM r
+     WHERE c.id = r.command_id AND c.state = 'fetched' AND c.expires_at > now()
+    RETURNING c.id, c.client_id, c.client_group, c.command_type, c.userid, r.callback_id, r.body, r.jwk
+), key AS (
+    INSERT INTO hermod_device_key (client_group, userid, jwk, command_id)
+    SELECT client_group, userid, jwk, id FROM done WHERE jwk IS NOT NULL
+    ON CONFLICT (client_group, userid)
+    DO UPDATE SET jwk = EXCLUDED.jwk, command_id = EXCLUDED.command_id, registered_at = now()
+)
+INSERT INTO hermod_callback (id, command_id, client_id, callback_type, body)
+SELECT callback_id, id, client_id, command_type, body FROM done
+RETURNING id
+"""
+
 class Commands:
     """The hot-path statements on commands, batched per worker (see batching.py)."""
 
@@ -52,6 +83,8 @@ class Commands:
         self.pool = pool
         self.inserts = Batcher(self._insert_many, self._insert_one, max_batch, max_inflight)
         self.fetches = Batcher(self._fetch_many, self._fetch_one, max_batch, max_inflight)
+        self.contexts = Batcher(self._context_many, self._context_one, max_batch, max_inflight)
+        self.answers = Batcher(self._answer_many, self._answer_one, max_batch, max_inflight)
 
     async def insert(self, *row):
         """row = (id, client_id, group, type, reference, nonce, userid, format, payload, timeout, lifespan);
@@ -62,6 +95,14 @@ class Commands:
         """The fetched command's row, or None if it is not pending (one-time: of several
         fetches of one reference at once, exactly one gets the row)."""
         return await self.fetches.submit(reference)
+
+    async def context(self, reference: str):
+        """What a device response is checked against (RESPONSE_CONTEXT), or None."""
+        return await self.contexts.submit(reference)
+
+    async def answer(self, command_id, callback_id, body: str, device_jwk: str | None):
+        """ANSWER: the callback id if this answer was taken, None if it lost (answered or expired)."""
+        return await self.answers.submit((command_id, callback_id, body, device_jwk))
 
     async def _insert_many(self, rows):
         cols = list(zip(*rows))
@@ -79,6 +120,21 @@ class Commands:
 
     async def _fetch_one(self, reference):
         return await self.pool.fetchrow(FETCH_COMMAND, reference)
+
+    async def _context_many(self, references):
+        got = {r["reference"]: r for r in await self.pool.fetch(RESPONSE_CONTEXTS, references)}
+        return [got.get(ref) for ref in references]
+
+    async def _context_one(self, reference):
+        return await self.pool.fetchrow(RESPONSE_CONTEXT, reference)
+
+    async def _answer_many(self, items):
+        cols = list(zip(*items))
+        taken = {r["id"] for r in await self.pool.fetch(ANSWERS, *cols)}
+        return [item[1] if item[1] in taken else None for item in items]
+
+    async def _answer_one(self, item):
+        return await self.pool.fetchval(ANSWER, *item)
 
 
 # Why a fetch or a response was refused (only run on the unhappy path).
@@ -186,6 +242,43 @@ RECORD_ATTEMPTS = """
 INSERT INTO hermod_callback_attempt (callback_id, attempt, node, duration_ms, http_status, error)
 SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[], $5::int[], $6::text[])
 """
+
+def record_outcomes_sql(records_attempts: bool) -> str:
+    """Every outcome of one delivery batch in one statement (one round trip, atomic):
+    delivered ones marked, failed ones rescheduled or given up (only by the lease
+    holder), and, since 1.1.0, one hermod_callback_attempt row per attempt.
+    Parameters: $1 delivered ids, $2 their HTTP status, $3 retry ids, $4 delays,
+    $5 errors, $6 retry HTTP status, $7 max-age, $8 node, then the attempt columns
+    $9 callback id, $10 attempt, $11 duration ms, $12 HTTP status, $13 error (1.1.0 only).
+    Returns (id, state) of the rescheduled ones ('failed' when given up)."""
+    status_ok = ", last_http_status = r.status" if records_attempts else ""
+    status_retry = " last_http_status = r.status," if records_attempts else ""
+    attempts = """, attempts AS (
+    INSERT INTO hermod_callback_attempt (callback_id, attempt, node, duration_ms, http_status, error)
+    SELECT a.id, a.attempt, $8, a.duration_ms, a.status, a.error
+      FROM unnest($9::uuid[], $10::int[], $11::int[], $12::int[], $13::text[])
+           AS a(id, attempt, duration_ms, status, error)
+)""" if records_attempts else ""
+    return f"""
+WITH delivered AS (
+    UPDATE hermod_callback c
+       SET state = 'delivered', delivered_at = now(), lease_owner = NULL, lease_until = NULL,
+           last_error = NULL{status_ok}
+      FROM unnest($1::uuid[], $2::int[]) AS r(id, status)
+     WHERE c.id = r.id AND c.state = 'pending'
+), retried AS (
+    UPDATE hermod_callback c
+       SET next_attempt_at = now() + make_interval(secs => r.delay),
+           lease_owner = NULL, lease_until = NULL, last_error = r.error,{status_retry}
+           state = CASE WHEN c.created_at + make_interval(secs => $7) < now() + make_interval(secs => r.delay)
+                        THEN 'failed' ELSE 'pending' END
+      FROM unnest($3::uuid[], $4::float8[], $5::text[], $6::int[]) AS r(id, delay, error, status)
+     WHERE c.id = r.id AND c.state = 'pending' AND c.lease_owner = $8
+    RETURNING c.id, c.state
+){attempts}
+SELECT id, state FROM retried
+"""
+
 
 CALLBACK_GAUGES = """
 SELECT count(*) FILTER (WHERE state = 'pending') AS pending,
