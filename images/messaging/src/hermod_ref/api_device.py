@@ -6,6 +6,7 @@ import functools
 import hmac
 import json
 import re
+import time
 import uuid
 
 from aiohttp import web
@@ -104,13 +105,30 @@ def routes(service) -> list[web.RouteDef]:
                     "response": response}
         if device_jwk:
             callback["deviceKey"] = json.loads(device_jwk)
-        queued = await service.commands.answer(row["id"], uuid.uuid4(), json.dumps(callback, separators=(",", ":")),
-                                               device_jwk)
+        body = json.dumps(callback, separators=(",", ":"))
+        callback_id = uuid.uuid4()
+        # Queue the callback claimed by this worker (no claim round trip) when it has room.
+        dispatcher = service.dispatcher
+        owner = dispatcher.node if dispatcher.reserve() else None
+        try:
+            queued = await service.commands.answer(row["id"], callback_id, body, device_jwk, owner,
+                                                   service.cfg.callback_lease)
+        except BaseException:
+            if owner:
+                dispatcher.unreserve()  # if it was written after all, its lease runs out: delivered later
+            raise
         if queued is None:  # lost a race with a second answer or with expiry
+            if owner:
+                dispatcher.unreserve()
             metrics.RESPONSES.labels("refused").inc()
             return await _refusal(service, request, reference, "answer")
         metrics.RESPONSES.labels("accepted").inc()
-        service.dispatcher.wake.set()
+        if owner:
+            dispatcher.deliver_claimed({"id": callback_id, "command_id": row["id"], "client_id": row["client_id"],
+                                        "callback_type": row["command_type"], "body": body, "attempts": 1,
+                                        "created": time.time()})
+        else:
+            dispatcher.wake.set()
         return web.json_response({"messageId": str(row["id"]), "status": "accepted"}, status=202)
 
     return [web.get(base, fetch), web.post(f"{base}/response", respond)]

@@ -70,9 +70,30 @@ class Dispatcher:
             try:
                 await self._claim_loop()
             finally:
-                # in-flight deliveries finish and their outcomes are recorded (SIGTERM too)
-                if self._tasks:
-                    await asyncio.gather(*self._tasks, return_exceptions=True)
+                # in-flight deliveries (and answers holding a reservation) finish and their
+                # outcomes are recorded (SIGTERM too)
+                while self._inflight > 0:
+                    self._slot_free.clear()
+                    await self._slot_free.wait()
+
+    def reserve(self) -> bool:
+        """A delivery slot for a callback about to be queued already claimed by this node
+        (store.ANSWER with a lease owner); False when full or stopping: then the callback
+        is queued unclaimed and the claim loop picks it up."""
+        if self._stopping or self._inflight >= self.cfg.callback_concurrency:
+            return False
+        self._inflight += 1
+        return True
+
+    def unreserve(self) -> None:
+        self._inflight -= 1
+        self._slot_free.set()
+
+    def deliver_claimed(self, row: dict) -> None:
+        """Deliver a callback this node holds the lease of, in a slot from reserve()."""
+        task = asyncio.create_task(self._attempt(row))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _claim_loop(self) -> None:
         limit = self.cfg.callback_concurrency

@@ -57,20 +57,25 @@ SELECT c.reference, c.id, c.client_id, c.client_group, c.command_type, c.nonce, 
 # fail the statement: the batch is then retried row by row (batching.py).
 ANSWERS = """
 WITH r AS (
-    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS r(command_id, callback_id, body, jwk)
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[])
+                  AS r(command_id, callback_id, body, jwk, lease_owner)
 ), done AS (
     UPDATE hermod_command c SET state = 'answered', answered_at = now()
       FROM r
      WHERE c.id = r.command_id AND c.state = 'fetched' AND c.expires_at > now()
-    RETURNING c.id, c.client_id, c.client_group, c.command_type, c.userid, r.callback_id, r.body, r.jwk
+    RETURNING c.id, c.client_id, c.client_group, c.command_type, c.userid, r.callback_id, r.body, r.jwk,
+              r.lease_owner
 ), key AS (
     INSERT INTO hermod_device_key (client_group, userid, jwk, command_id)
     SELECT client_group, userid, jwk, id FROM done WHERE jwk IS NOT NULL
     ON CONFLICT (client_group, userid)
     DO UPDATE SET jwk = EXCLUDED.jwk, command_id = EXCLUDED.command_id, registered_at = now()
 )
-INSERT INTO hermod_callback (id, command_id, client_id, callback_type, body)
-SELECT callback_id, id, client_id, command_type, body FROM done
+INSERT INTO hermod_callback (id, command_id, client_id, callback_type, body, lease_owner, lease_until, attempts)
+SELECT callback_id, id, client_id, command_type, body, lease_owner,
+       CASE WHEN lease_owner IS NOT NULL THEN now() + make_interval(secs => $6) END,
+       CASE WHEN lease_owner IS NOT NULL THEN 1 ELSE 0 END
+  FROM done
 RETURNING id
 """
 
@@ -100,9 +105,11 @@ class Commands:
         """What a device response is checked against (RESPONSE_CONTEXT), or None."""
         return await self.contexts.submit(reference)
 
-    async def answer(self, command_id, callback_id, body: str, device_jwk: str | None):
-        """ANSWER: the callback id if this answer was taken, None if it lost (answered or expired)."""
-        return await self.answers.submit((command_id, callback_id, body, device_jwk))
+    async def answer(self, command_id, callback_id, body: str, device_jwk: str | None,
+                     lease_owner: str | None = None, lease: float = 60.0):
+        """ANSWER: the callback id if this answer was taken, None if it lost (answered or expired).
+        With lease_owner the callback is queued claimed by that node for `lease` seconds."""
+        return await self.answers.submit((command_id, callback_id, body, device_jwk, lease_owner, float(lease)))
 
     async def _insert_many(self, rows):
         cols = list(zip(*rows))
@@ -130,7 +137,8 @@ class Commands:
 
     async def _answer_many(self, items):
         cols = list(zip(*items))
-        taken = {r["id"] for r in await self.pool.fetch(ANSWERS, *cols)}
+        # one lease length per worker: the batch uses the longest asked for
+        taken = {r["id"] for r in await self.pool.fetch(ANSWERS, *cols[:5], max(cols[5]))}
         return [item[1] if item[1] in taken else None for item in items]
 
     async def _answer_one(self, item):
@@ -151,6 +159,9 @@ SELECT c.id, c.client_id, c.client_group, c.command_type, c.nonce, c.userid,
 """
 
 # Answer, queue the callback and (for provisioning) register the device key, atomically.
+# With $5 (a node name) the callback is queued already claimed by that node, as CLAIM
+# would (lease $6 s, attempt 1): the answering worker delivers it at once, without a
+# claim round trip; if that node dies, the lease runs out and any node delivers it.
 # The state condition makes a concurrent second answer or the expiry sweeper lose cleanly.
 ANSWER = """
 WITH done AS (
@@ -163,8 +174,11 @@ WITH done AS (
     ON CONFLICT (client_group, userid)
     DO UPDATE SET jwk = EXCLUDED.jwk, command_id = EXCLUDED.command_id, registered_at = now()
 )
-INSERT INTO hermod_callback (id, command_id, client_id, callback_type, body)
-SELECT $2, id, client_id, command_type, $3 FROM done
+INSERT INTO hermod_callback (id, command_id, client_id, callback_type, body, lease_owner, lease_until, attempts)
+SELECT $2, id, client_id, command_type, $3, $5::text,
+       CASE WHEN $5::text IS NOT NULL THEN now() + make_interval(secs => $6) END,
+       CASE WHEN $5::text IS NOT NULL THEN 1 ELSE 0 END
+  FROM done
 RETURNING id
 """
 
