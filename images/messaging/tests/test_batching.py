@@ -283,3 +283,37 @@ def test_batch_with_one_failing_target_delivers_the_others_and_retries_it(databa
         receiver.stop()
         if hanging:
             hanging.close()
+
+
+def test_answers_beyond_the_delivery_slots_are_queued_for_the_claim_loop(database, receiver, services, tmp_path):
+    """With one delivery slot most answers cannot be delivered by the answering worker at
+    once: they are queued unclaimed and the claim loop delivers them; none lost, none twice."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    dsn = database("V1.1.0__base_version.sql")
+    home = make_home(tmp_path / "home", dsn, receiver.url, extra={"hermod.callback.concurrency": 1})
+    proc = services(home)
+
+    def lifecycle(i):
+        nonce = f"nonce-{i:012d}"
+        r = proc.command("ping", {"pingCommand": {"nonce": nonce, "userid": "alice", "responseformat": "json"}})
+        assert r.status_code == 202, r.text
+        url = r.json()["deviceUrl"]
+        assert requests.get(url, timeout=5).status_code == 200
+        r2 = requests.post(url + "/response", json={"nonce": nonce, "response": {"i": i}}, timeout=5)
+        assert r2.status_code == 202, r2.text
+        return r.json()["messageId"]
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = set(pool.map(lifecycle, range(40)))
+    cbs = receiver.wait_for(lambda c: len(c) >= 40, timeout=20)
+    assert {c["body"]["messageId"] for c in cbs} == ids and receiver.receiver.duplicates == 0
+    with psycopg.connect(dsn) as conn:
+        end = time.monotonic() + 5
+        while conn.execute("SELECT count(*) FROM hermod_callback WHERE state = 'delivered'").fetchone()[0] < 40:
+            assert time.monotonic() < end
+            time.sleep(0.05)
+        attempts = conn.execute("SELECT count(*), max(attempt) FROM hermod_callback_attempt").fetchone()
+    assert attempts == (40, 1)
