@@ -1,0 +1,141 @@
+"""The whole stack as deployed by site.yml: healthy components, the mission's log check, TLS
+through Traefik, and one complete lifecycle (command -> device -> signed response -> HTTPS
+callback with basic auth, trusted through cacerts/)."""
+import asyncio
+import base64
+import json
+import os
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
+HOME = "/opt/smartid-molecule"
+COMPOSE = HOME + "/docker/compose"
+NETWORK = "smartid-molecule"
+RECEIVER = "molecule-callbacks"
+IDM_KEY = "4f1c2b3a5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708"
+PUBLIC = "https://localhost:28443"
+
+sys.path.insert(0, os.path.join(PROJECT, "images", "messaging", "src"))
+
+
+def docker(*args, check=True):
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check)
+
+
+def traefik_ca():
+    return COMPOSE + "/traefik/ca/smartid-local-ca.crt"
+
+
+def tls_context():
+    return ssl.create_default_context(cafile=traefik_ca())
+
+
+def request(method, url, body=None, headers=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, context=tls_context(), timeout=15) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers, err.read()
+
+
+@pytest.mark.parametrize("component", ["database", "messaging", "traefik"])
+def test_component_runs_healthy_and_compose_works_by_hand(host, component):
+    ps = host.run("cd %s/%s && docker compose ps --format json" % (COMPOSE, component))
+    assert ps.rc == 0, ps.stderr
+    rows = [json.loads(line) for line in ps.stdout.splitlines() if line.strip()]
+    assert rows, "docker compose ps in the %s folder lists nothing" % component
+    assert all(row["State"] == "running" for row in rows), rows
+    assert all(row.get("Health") in ("healthy", "") for row in rows), rows
+
+
+def test_alias_line_for_the_callback_ca_comes_before_the_banner(host):
+    cer = host.file(COMPOSE + "/messaging/cacerts/callback-ca.cer")
+    assert cer.exists and cer.mode == 0o644
+    logs = docker("compose", "--project-directory", COMPOSE + "/messaging", "logs", "--no-log-prefix").stdout.splitlines()
+    alias = [i for i, line in enumerate(logs) if "Adding certificate callback-ca.cer using alias callback-ca" in line]
+    banner = [i for i, line in enumerate(logs) if line.lstrip().startswith("::") and line.rstrip().endswith(")")]
+    assert alias and banner, logs[:40]
+    assert alias[0] < banner[0]
+
+
+def test_https_with_hsts_and_http_redirect():
+    status, headers, _ = request("GET", PUBLIC + "/ms/command/not-a-reference")
+    assert status == 404
+    assert headers["Strict-Transport-Security"].startswith("max-age=63072000")
+    redirect = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "http://localhost:28080/ms"],
+        capture_output=True, text=True,
+    )
+    if redirect.returncode == 127:
+        pytest.fail("curl is needed on the controller for the redirect check")
+    code, location = redirect.stdout.split(" ", 1)
+    assert code in ("301", "308") and location.startswith("https://localhost")
+
+
+def test_command_without_key_is_refused():
+    status, _, _ = request("POST", PUBLIC + "/command/ping", {"pingCommand": {"nonce": "n" * 16, "userid": "u"}})
+    assert status == 401
+
+
+@pytest.fixture
+def callback_receiver():
+    pki = os.path.join(EPHEMERAL, "pki")
+    image = docker("inspect", "--format", "{{.Config.Image}}",
+                   docker("compose", "--project-directory", COMPOSE + "/messaging", "ps", "-q").stdout.split()[0]).stdout.strip()
+    docker("rm", "-f", RECEIVER, check=False)
+    docker("run", "-d", "--name", RECEIVER, "--network", NETWORK, "--network-alias", "callbacks",
+           "-v", "%s:/pki:ro" % pki, "--entrypoint", "/opt/hermod/bin/hermod-callback-receiver", image,
+           "--host", "0.0.0.0", "--port", "8443", "--basic-auth", "idm-callbacks:molecule-callback-pw",
+           "--tls-cert", "/pki/callbacks.pem", "--tls-key", "/pki/callbacks.key")
+    yield
+    docker("rm", "-f", RECEIVER, check=False)
+
+
+def receiver_stats():
+    probe = ("import json, ssl, urllib.request; ctx = ssl._create_unverified_context(); "
+             "print(urllib.request.urlopen('https://127.0.0.1:8443/stats', context=ctx).read().decode())")
+    result = docker("exec", RECEIVER, "python3", "-c", probe, check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def test_complete_lifecycle_through_traefik(callback_receiver):
+    import aiohttp  # noqa: PLC0415  (the controller venv has it; imported late for the path above)
+    from hermod_ref.tools.devicesim import Device  # noqa: PLC0415
+
+    api_key = base64.b64encode(b"idm:" + IDM_KEY.encode()).decode()
+    body = {"commandHeader": {"lifespan": 120, "timeout": 60},
+            "provCommand": {"nonce": "molecule-nonce-0001", "userid": "alice", "responseformat": "jws",
+                            "profile": {"keys": [{"type": "EC", "curve": "P-256"}]}}}
+    status, _, raw = request("POST", PUBLIC + "/command/provision", body, {"X-Api-Key": api_key})
+    assert status == 202, raw
+    accepted = json.loads(raw)
+    assert accepted["deviceUrl"].startswith(PUBLIC + "/ms/command/")
+
+    async def play_device():
+        connector = aiohttp.TCPConnector(ssl=tls_context())
+        async with aiohttp.ClientSession(connector=connector) as session:
+            return await Device(session).handle(accepted["deviceUrl"])
+
+    assert asyncio.run(play_device()) == 202
+
+    deadline = time.monotonic() + 60
+    stats = None
+    while time.monotonic() < deadline:
+        stats = receiver_stats()
+        if stats and stats.get("unique", 0) >= 1:
+            break
+        time.sleep(1)
+    assert stats and stats.get("unique", 0) == 1, stats
+    assert stats.get("unauthorized", 0) == 0, stats
