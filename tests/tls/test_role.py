@@ -48,3 +48,11 @@ def test_compose_file_works_by_hand(test_instance):
     proc = docker("compose", "--project-directory", test_instance.component_dir, "ps", "--format", "json")
     assert test_instance.container in proc.stdout
     assert '"Health":"healthy"' in proc.stdout.replace(" ", "")
+
+
+def test_check_mode_on_a_fresh_host_succeeds_and_writes_nothing(test_instance, tmp_path):
+    home = tmp_path / "fresh"
+    home.mkdir()
+    proc = test_instance.deploy("--check", "--diff", traefik_smartid_home=str(home))
+    assert recap(proc.stdout)["changed"] > 0  # it reports what it would do ...
+    assert list(home.iterdir()) == []  # ... and does none of it
