@@ -65,7 +65,8 @@ class Cluster:
                   "--no-instructions")
         opts = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.tmp} "
                 f"-c max_connections=300 -c shared_buffers=128MB -c fsync={'on' if self.fsync else 'off'} "
-                f"-c synchronous_commit={'on' if self.fsync else 'off'} -c full_page_writes=off")
+                f"-c synchronous_commit={'on' if self.fsync else 'off'} "
+                f"-c full_page_writes={'on' if self.fsync else 'off'}")
         self._run(f"{self.bin}/pg_ctl", "-D", self.data, "-l", os.path.join(self.tmp, "log"), "-o", opts,
                   "-w", "-t", "60", "start")
         return self
