@@ -4,6 +4,7 @@ failed request; a bad certificate is refused before anything changes."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -80,3 +81,23 @@ def test_rotation_refuses_a_key_that_does_not_match(test_instance, tmp_path):
         inst.rotate(traefik_tls_cert_file=cert_file, traefik_tls_key_file=other_key,
                     traefik_tls_trust_file=str(inst.ca_cert))
     assert f"{other_key}: the private key does not match the certificate in {cert_file}" in str(err.value)
+
+
+def test_rotation_puts_the_previous_tls_config_back_when_the_new_certificate_is_not_confirmed(
+        test_instance, tmp_path):
+    inst = test_instance
+    tls_yml = inst.component_dir / "config" / "dynamic" / "tls.yml"
+    tls_before = tls_yml.read_text()
+    serial_before = served_serial(inst.endpoint)
+    cert_file, key_file, _ = issue(inst, tmp_path, "localhost")
+    # The confirmation handshake runs in the container named traefik_container_name: point it
+    # at a container that does not exist, so the new certificate is never confirmed.
+    with pytest.raises(RuntimeError) as err:
+        inst.rotate(traefik_tls_cert_file=cert_file, traefik_tls_key_file=key_file,
+                    traefik_tls_trust_file=str(inst.ca_cert), traefik_container_name="trtest-no-such-container")
+    assert "tls.yml was put back to the previous certificate" in str(err.value)
+    assert tls_yml.read_text() == tls_before
+    deadline = time.monotonic() + 20
+    while served_serial(inst.endpoint) != serial_before and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert served_serial(inst.endpoint) == serial_before
