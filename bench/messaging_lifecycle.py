@@ -33,6 +33,7 @@ import hmac
 import json
 import multiprocessing as mp
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -418,6 +419,7 @@ def main(argv=None) -> int:
                                stderr=subprocess.STDOUT, env=env)
     ctx = mp.get_context("fork")
     procs = []
+    ok = False
     try:
         for _ in range(300):
             try:
@@ -535,6 +537,10 @@ def main(argv=None) -> int:
         log.close()
         if cluster:
             cluster.stop()
+        if ok:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"service home and log kept in {tmp}", file=sys.stderr)
 
 
 if __name__ == "__main__":
