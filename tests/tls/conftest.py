@@ -15,7 +15,7 @@ use their own instance, because they need a narrowed list and must change certif
                           (<smartid_home>/docker/compose/traefik/ca/smartid-local-ca.crt)
   TRAEFIK_TEST_CONNECT    address to connect to, when the host name does not resolve here
   TRAEFIK_TEST_HTTP_URL   http://<host>[:port] for the redirect test (default: port 80)
-  TRAEFIK_TEST_CONTAINER  Traefik container, for the access-log test (default: traefik)
+  TRAEFIK_TEST_CONTAINER  Traefik container, for the access-log test (default: smartid-traefik)
   TRAEFIK_TEST_BASE_PATH  base path of the messaging service (default: empty)
 Test instance knobs: TRAEFIK_TEST_IMAGE (default: build images/traefik as smartid/traefik:trtest),
 TRAEFIK_TEST_HTTP_PORT/TRAEFIK_TEST_HTTPS_PORT (18080/18443), TRAEFIK_TEST_KEEP=1 (leave it running).
@@ -68,7 +68,7 @@ def target(request):
     )
     return Instance(
         endpoint=endpoint, http_port=urllib.parse.urlsplit(http_url).port or 80, component_dir=None,
-        container=os.environ.get("TRAEFIK_TEST_CONTAINER", "traefik"), variables={},
+        container=os.environ.get("TRAEFIK_TEST_CONTAINER", "smartid-traefik"), variables={},
     )
 
 
