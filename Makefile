@@ -5,9 +5,9 @@ VENV := $(CURDIR)/.venv
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # Molecule scenarios run in this order; each one is a full create/converge/idempotence/verify/destroy.
-MOLECULE_SCENARIOS ?= default upgrade
+MOLECULE_SCENARIOS ?= default messaging upgrade
 
-.PHONY: help bootstrap engine deploy verify test lint unit molecule
+.PHONY: help bootstrap engine deploy verify test lint unit tls molecule
 
 help:
 	@echo "make deploy   set up this machine and deploy the whole stack (inventories/local)"
@@ -31,10 +31,17 @@ lint: bootstrap
 	ansible-lint --profile production --offline
 
 # Plugins, playbook behaviour (negative cases against this machine) and the reference service.
+# One pytest run per suite: each has its own conftest and helper modules.
 unit: engine
-	pytest -q tests/unit tests/playbook
+	pytest -q tests/unit
+	pytest -q tests/playbook
+	pytest -q images/messaging/tests
+
+# Traefik against real TLS: sslyze's Mozilla intermediate check, allow-list, rotation.
+tls: engine
+	pytest -q tests/tls
 
 molecule: engine
 	for scenario in $(MOLECULE_SCENARIOS); do molecule test --scenario-name "$$scenario"; done
 
-test: engine lint unit molecule
+test: engine lint unit tls molecule

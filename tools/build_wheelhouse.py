@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fill images/<dir>/wheelhouse/ on the controller for an image whose Python differs from ours.
+"""Fill images/<dir>/wheelhouse/ (and optionally pack the build context) on the controller for an image whose Python differs from ours.
 
 Inside containers pip cannot reach the package index through the host's proxy, so images
 install with `pip install --no-index` from this folder (as an air-gapped site would):
@@ -13,7 +13,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "plugins", "module_utils"))
-from images_build import images_manylinux_platforms  # noqa: E402
+from images_build import images_manylinux_platforms, images_pack_context  # noqa: E402
 
 
 def main():
@@ -22,6 +22,7 @@ def main():
     parser.add_argument("--python-version", required=True, help="the image's Python, e.g. 3.11")
     parser.add_argument("--glibc", required=True, help="the image's glibc, e.g. 2.36")
     parser.add_argument("--arch", default="x86_64")
+    parser.add_argument("--pack", metavar="ARCHIVE", help="then write the whole build context to this tar file")
     args = parser.parse_args()
 
     wheelhouse = os.path.join(args.context, "wheelhouse")
@@ -42,6 +43,10 @@ def main():
     if os.path.exists(os.path.join(args.context, "pyproject.toml")):
         subprocess.run(pip + ["wheel", "--no-deps", "--wheel-dir", wheelhouse, args.context], check=True)
     print("wheelhouse %s: %d files" % (wheelhouse, len(os.listdir(wheelhouse))))
+    if args.pack:
+        os.makedirs(os.path.dirname(os.path.abspath(args.pack)), exist_ok=True)
+        packed = images_pack_context(args.context, args.pack)
+        print("build context %s: %d files" % (args.pack, len(packed)))
 
 
 if __name__ == "__main__":

@@ -65,3 +65,17 @@ def test_build_argv_sorts_args_and_labels_hash():
     assert argv[:5] == ["docker", "build", "--quiet", "--build-arg", "BASE_IMAGE=smartid/base:bookworm"]
     assert argv.index("HERMOD_RELEASE=1.0.0") < argv.index("Z=1")
     assert argv[-5:] == ["--label", "org.smartid.context-hash=abc123", "--tag", "smartid/messaging:abc123", "/ctx"]
+
+
+def test_pack_context_holds_files_and_wheelhouse_but_no_caches(context, tmp_path_factory):
+    import tarfile
+
+    (context / "wheelhouse").mkdir()
+    (context / "wheelhouse" / "pkg-1.0-py3-none-any.whl").write_bytes(b"PK")
+    (context / "__pycache__").mkdir()
+    (context / "__pycache__" / "x.pyc").write_bytes(b"\0")
+    archive = tmp_path_factory.mktemp("out") / "context.tar"
+    images_build.images_pack_context(str(context), str(archive))
+    with tarfile.open(archive) as tar:
+        names = sorted(tar.getnames())
+    assert names == ["Dockerfile", "app.py", "wheelhouse/pkg-1.0-py3-none-any.whl"]
