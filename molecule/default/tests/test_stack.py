@@ -62,10 +62,11 @@ def test_component_runs_healthy_and_compose_works_by_hand(host, component):
 
 
 def test_alias_line_for_the_callback_ca_comes_before_the_banner(host):
-    cer = host.file(COMPOSE + "/messaging/cacerts/callback-ca.cer")
+    # Input Callback-CA.pem: written as Callback-CA.cer, logged with the lower-case alias.
+    cer = host.file(COMPOSE + "/messaging/cacerts/Callback-CA.cer")
     assert cer.exists and cer.mode == 0o644
     logs = docker("compose", "--project-directory", COMPOSE + "/messaging", "logs", "--no-log-prefix").stdout.splitlines()
-    alias = [i for i, line in enumerate(logs) if "Adding certificate callback-ca.cer using alias callback-ca" in line]
+    alias = [i for i, line in enumerate(logs) if "INFO: Adding certificate Callback-CA.cer using alias callback-ca" in line]
     banner = [i for i, line in enumerate(logs) if line.lstrip().startswith("::") and line.rstrip().endswith(")")]
     assert alias and banner, logs[:40]
     assert alias[0] < banner[0]
