@@ -1,59 +1,124 @@
-"""After converge: schema 1.1.0 reached by upgrade from 1.0.0, data kept, a pre-upgrade dump."""
+"""After converge: the stack deployed at release 1.0.0 / schema 1.0.0 with data (prepare.yml)
+was upgraded to release 1.1.0 / schema 1.1.0. Schema history, a pre-upgrade dump, the data,
+a healthy 1.1.0 service, and the callback that was pending since 1.0.0 delivered once the
+receiver runs."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import time
+import urllib.request
 
-HOME = "/opt/dbtest-molecule-upgrade"
-CONTAINER = "dbtest-mu-database"
+import pytest
+
+EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
+HOME = "/opt/smartid-upgrade"
+COMPOSE = HOME + "/docker/compose"
+NETWORK = "smartid-upgrade"
+DATABASE = "upgrade-database"
+RECEIVER = "upgrade-callbacks"
+SERVICE = "http://127.0.0.1:29400"
 
 
-def psql(host, sql):
-    cmd = host.run("docker exec %s psql -X -At -U hermod -d hermod -c %s", CONTAINER, sql)
-    assert cmd.rc == 0, cmd.stderr
-    return cmd.stdout.strip()
+def docker(*args, check=True):
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check)
 
 
-def test_history_shows_base_install_then_incremental_upgrade(host):
-    rows = psql(host, "SELECT installed_rank || ' ' || version || ' ' || script || ' ' || type || ' ' || success"
-                      " FROM flyway_schema_history ORDER BY installed_rank").splitlines()
+def psql(sql):
+    return docker("exec", DATABASE, "psql", "-X", "-At", "-U", "hermod", "-d", "hermod", "-c", sql).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def data():
+    with open(os.path.join(EPHEMERAL, "upgrade_data.json"), encoding="utf-8") as made:
+        return json.load(made)
+
+
+def messaging_container():
+    ids = docker("compose", "--project-directory", COMPOSE + "/messaging", "ps", "-q").stdout.split()
+    assert len(ids) == 1, ids
+    return json.loads(docker("inspect", ids[0]).stdout)[0]
+
+
+def test_history_shows_base_install_then_incremental_upgrade():
+    rows = psql("SELECT installed_rank || ' ' || version || ' ' || script || ' ' || success"
+                " FROM flyway_schema_history ORDER BY installed_rank").splitlines()
     assert rows == [
-        "1 1.0.0 V1.0.0__base_version.sql SQL true",
-        "2 1.1.0 V1.1.0__callback_attempts.sql SQL true",
+        "1 1.0.0 V1.0.0__base_version.sql true",
+        "2 1.1.0 V1.1.0__callback_attempts.sql true",
     ]
 
 
-def test_rows_written_at_1_0_0_survive_the_upgrade(host):
-    assert psql(host, "SELECT count(*) FROM hermod_command WHERE client_id = 'idm'") == "25"
-    assert psql(host, "SELECT to_regclass('hermod_callback_attempt') IS NOT NULL") == "t"
-
-
-def test_a_dump_of_the_1_0_0_database_was_taken(host):
+def test_one_dump_of_the_1_0_0_database_was_taken(host):
     dumps = host.run("ls %s/backups", HOME).stdout.split()
     pre = [d for d in dumps if d.startswith("database-hermod-") and d.endswith("-schema-1.0.0.dump")]
-    assert len(pre) == 1
+    assert len(pre) == 1, dumps
     dump = host.file("%s/backups/%s" % (HOME, pre[0]))
     assert dump.mode == 0o600 and dump.size > 1000
-    # A custom-format dump starts with PGDMP.
     assert host.run("head -c 5 %s", dump.path).stdout == "PGDMP"
 
 
-def test_container_healthy_on_the_network_with_alias(host):
-    info = json.loads(host.check_output("docker inspect %s", CONTAINER))[0]
+def test_commands_accepted_at_1_0_0_survive(data):
+    ids = ", ".join("'%s'" % i for i in data["waiting"] + [data["answered"]])
+    rows = psql("SELECT id || ' ' || state FROM hermod_command WHERE id IN (%s) ORDER BY id" % ids).splitlines()
+    expected = sorted(["%s pending" % i for i in data["waiting"]] + ["%s answered" % data["answered"]])
+    assert sorted(rows) == expected
+    assert psql("SELECT count(*) FROM hermod_callback WHERE command_id = '%s'" % data["answered"]) == "1"
+
+
+def test_messaging_container_runs_the_1_1_0_image_and_is_healthy():
+    info = messaging_container()
+    assert "HERMOD_RELEASE=1.1.0" in info["Config"]["Env"]
     assert info["State"]["Health"]["Status"] == "healthy"
-    assert info["Config"]["User"] == "postgres"
-    network = info["NetworkSettings"]["Networks"]["dbtest-molecule-upgrade"]
-    assert "database" in network["Aliases"]
-    assert not any(e.startswith("POSTGRES_PASSWORD=") for e in info["Config"]["Env"])
+    assert docker("inspect", "--format", "{{.State.Health.Status}}", DATABASE).stdout.strip() == "healthy"
 
 
-def test_password_file_is_private(host):
-    secret = host.file("%s/docker/compose/database/secrets/database_password" % HOME)
-    assert secret.mode == 0o640 and secret.user == "root"
-    assert host.file("%s/docker/compose/database/docker-compose.yml" % HOME).exists
+def test_service_reports_release_1_1_0():
+    with urllib.request.urlopen(SERVICE + "/actuator/health/readiness", timeout=10) as resp:
+        assert resp.status == 200
+    with urllib.request.urlopen(SERVICE + "/v3/api-docs", timeout=10) as resp:
+        assert json.loads(resp.read())["info"]["version"] == "1.1.0"
+    logs = docker("compose", "--project-directory", COMPOSE + "/messaging", "logs", "--no-log-prefix").stdout
+    assert "(v1.1.0)" in logs
 
 
-def test_network_peers_need_the_password(host):
-    wrong = host.run("docker exec -e PGPASSWORD=wrong-password %s psql -X -w -h 127.0.0.1 -U hermod -d hermod"
-                     " -c 'SELECT 1'", CONTAINER)
-    assert wrong.rc != 0 and "password authentication failed" in wrong.stderr
+@pytest.fixture
+def callback_receiver():
+    pki = os.path.join(EPHEMERAL, "pki")
+    image = messaging_container()["Config"]["Image"]
+    docker("rm", "-f", RECEIVER, check=False)
+    docker("run", "-d", "--name", RECEIVER, "--network", NETWORK, "--network-alias", "callbacks",
+           "-v", "%s:/pki:ro" % pki, "--entrypoint", "/opt/hermod/bin/hermod-callback-receiver", image,
+           "--host", "0.0.0.0", "--port", "8443", "--basic-auth", "idm-callbacks:upgrade-callback-pw",
+           "--tls-cert", "/pki/callbacks.pem", "--tls-key", "/pki/callbacks.key")
+    yield
+    docker("rm", "-f", RECEIVER, check=False)
+
+
+def receiver_stats():
+    probe = ("import json, ssl, urllib.request; ctx = ssl._create_unverified_context(); "
+             "print(urllib.request.urlopen('https://127.0.0.1:8443/stats', context=ctx).read().decode())")
+    result = docker("exec", RECEIVER, "python3", "-c", probe, check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def test_callback_pending_since_1_0_0_is_delivered_after_the_upgrade(data, callback_receiver):
+    deadline = time.monotonic() + 90
+    stats = None
+    while time.monotonic() < deadline:
+        stats = receiver_stats()
+        if stats and stats.get("unique", 0) >= 1:
+            break
+        time.sleep(1)
+    assert stats and stats.get("unique", 0) >= 1, stats
+    assert stats.get("unauthorized", 0) == 0, stats
+    deadline = time.monotonic() + 30
+    state = ""
+    while time.monotonic() < deadline:
+        state = psql("SELECT state FROM hermod_callback WHERE command_id = '%s'" % data["answered"])
+        if state == "delivered":
+            break
+        time.sleep(1)
+    assert state == "delivered"
