@@ -10,14 +10,14 @@ together are written back in one statement.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import random
 import time
 
-import aiohttp
-
 from . import metrics, store
 from .batching import Batcher
+from .callback_client import CallbackClient, CallbackError, Target
 from .config import Config
 from .release import Release
 
@@ -31,8 +31,8 @@ def backoff(attempts: int, initial: float, cap: float, rng=random.random) -> flo
 
 
 class Dispatcher:
-    """Claims due callbacks in batches and delivers them concurrently over one pooled
-    keep-alive client session. Claiming is pipelined: the next batch is claimed while
+    """Claims due callbacks in batches and delivers them concurrently over pooled
+    keep-alive connections (callback_client.py). Claiming is pipelined: the next batch is claimed while
     deliveries are in flight, up to `concurrency` of them, and each outcome is recorded
     as soon as its attempt ends, outcomes ending together in one statement
     (store.record_outcomes_sql through a Batcher). So a slow or dead callback target
@@ -52,9 +52,9 @@ class Dispatcher:
         self._record_sql = store.record_outcomes_sql(release.records_attempts)
         self.outcomes = Batcher(self._record_many, None, max_batch=500, max_inflight=2)
         # per client, computed once: where to POST and the Authorization header
-        self._targets = {cid: (c.callback_url,
-                               aiohttp.BasicAuth(*c.basic_auth).encode() if c.basic_auth else None)
+        self._targets = {cid: Target(c.callback_url, _basic_auth(*c.basic_auth) if c.basic_auth else None)
                          for cid, c in cfg.clients.items()}
+        self.client = CallbackClient(ssl_ctx, cfg.callback_timeout, max_idle=cfg.callback_concurrency)
         self._delivered: dict[str, object] = {}
 
     def stop(self) -> None:
@@ -63,18 +63,15 @@ class Dispatcher:
         self._slot_free.set()
 
     async def run(self) -> None:
-        connector = aiohttp.TCPConnector(ssl=self.ssl_ctx, limit=self.cfg.callback_concurrency)
-        timeout = aiohttp.ClientTimeout(total=self.cfg.callback_timeout)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-            self.session = session
-            try:
-                await self._claim_loop()
-            finally:
-                # in-flight deliveries (and answers holding a reservation) finish and their
-                # outcomes are recorded (SIGTERM too)
-                while self._inflight > 0:
-                    self._slot_free.clear()
-                    await self._slot_free.wait()
+        try:
+            await self._claim_loop()
+        finally:
+            # in-flight deliveries (and answers holding a reservation) finish and their
+            # outcomes are recorded (SIGTERM too)
+            while self._inflight > 0:
+                self._slot_free.clear()
+                await self._slot_free.wait()
+            self.client.close()
 
     def reserve(self) -> bool:
         """A delivery slot for a callback about to be queued already claimed by this node
@@ -181,28 +178,22 @@ class Dispatcher:
         target = self._targets.get(row["client_id"])
         if target is None:
             return None, "client no longer configured", 0.0
-        callback_url, authorization = target
-        headers = {"Content-Type": "application/json", "Idempotency-Key": str(row["id"]),
-                   "X-Hermod-Message-Id": str(row["command_id"]), "X-Hermod-Attempt": str(row["attempts"])}
-        if authorization:
-            headers["Authorization"] = authorization
+        headers = {"Idempotency-Key": str(row["id"]), "X-Hermod-Message-Id": str(row["command_id"]),
+                   "X-Hermod-Attempt": str(row["attempts"])}
         start = time.perf_counter()
         try:
-            async with self.session.post(f"{callback_url}/callback/{row['callback_type']}",
-                                         data=row["body"].encode(), headers=headers) as resp:
-                await resp.read()
-                status = resp.status
-        except asyncio.TimeoutError:
-            return None, "timeout", time.perf_counter() - start
-        except aiohttp.ClientSSLError as exc:
-            return None, f"TLS: {type(exc).__name__}", time.perf_counter() - start
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            return None, f"connection: {type(exc).__name__}", time.perf_counter() - start
+            status = await self.client.post(target, f"/callback/{row['callback_type']}", row["body"].encode(), headers)
+        except CallbackError as exc:
+            return None, str(exc), time.perf_counter() - start
         duration = time.perf_counter() - start
         metrics.DELIVERY_LATENCY.observe(duration)
         if 200 <= status < 300:
             return status, None, duration
         return status, f"HTTP {status}", duration
+
+
+def _basic_auth(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
 
 class Sweeper:
