@@ -133,3 +133,37 @@ class DatabaseClient(object):
         if isinstance(script, str):
             script = script.encode("utf-8")
         return self.run("psql", args, stdin=script)
+
+
+# The options that say how to reach the database are the same in every database module
+# (database_backup, database_migrate): defined once here so that they take and check them alike.
+# Each module's DOCUMENTATION still describes them, as ansible-doc reads only the module file.
+DATABASE_CLIENT_REQUIRED_IF = [
+    ("connection", "docker_exec", ["container"]),
+    ("connection", "docker_run", ["image"]),
+]
+
+
+def database_client_argument_spec():
+    """The connection options of a database module's argument_spec (a new dict on each call)."""
+    return dict(
+        connection=dict(type="str", default="docker_exec", choices=list(CONNECTIONS)),
+        container=dict(type="str"),
+        image=dict(type="str"),
+        network=dict(type="str"),
+        login_host=dict(type="str", default="127.0.0.1"),
+        login_port=dict(type="int", default=5432),
+        login_user=dict(type="str", required=True),
+        login_password=dict(type="str", required=True, no_log=True),
+        database=dict(type="str", required=True),
+        client_bin_dir=dict(type="path"),
+    )
+
+
+def database_client_from_params(params):
+    """The DatabaseClient described by a module's params (see database_client_argument_spec)."""
+    return DatabaseClient(
+        params["connection"], params["database"], params["login_user"], params["login_password"],
+        host=params["login_host"], port=params["login_port"], container=params["container"],
+        image=params["image"], network=params["network"], client_bin_dir=params["client_bin_dir"],
+    )

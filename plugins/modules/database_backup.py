@@ -116,7 +116,12 @@ import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.database_client import ClientError, DatabaseClient
+from ansible.module_utils.database_client import (
+    DATABASE_CLIENT_REQUIRED_IF,
+    ClientError,
+    database_client_argument_spec,
+    database_client_from_params,
+)
 
 COUNT_TABLES = (
     "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
@@ -206,20 +211,9 @@ def main():
             keep=dict(type="int", default=5),
             src=dict(type="path"),
             clean=dict(type="bool", default=False),
-            connection=dict(type="str", default="docker_exec", choices=["docker_exec", "docker_run", "local"]),
-            container=dict(type="str"),
-            image=dict(type="str"),
-            network=dict(type="str"),
-            login_host=dict(type="str", default="127.0.0.1"),
-            login_port=dict(type="int", default=5432),
-            login_user=dict(type="str", required=True),
-            login_password=dict(type="str", required=True, no_log=True),
-            database=dict(type="str", required=True),
-            client_bin_dir=dict(type="path"),
+            **database_client_argument_spec(),
         ),
-        required_if=[
-            ("connection", "docker_exec", ["container"]),
-            ("connection", "docker_run", ["image"]),
+        required_if=DATABASE_CLIENT_REQUIRED_IF + [
             ("state", "dumped", ["dest_dir"]),
             ("state", "restored", ["src"]),
         ],
@@ -228,11 +222,7 @@ def main():
     p = module.params
     if p["label"] and not re.match(r"^[A-Za-z0-9._-]+$", p["label"]):
         module.fail_json(msg="label %r may hold only letters, digits, '.', '_' and '-'" % p["label"])
-    client = DatabaseClient(
-        p["connection"], p["database"], p["login_user"], p["login_password"], host=p["login_host"],
-        port=p["login_port"], container=p["container"], image=p["image"], network=p["network"],
-        client_bin_dir=p["client_bin_dir"],
-    )
+    client = database_client_from_params(p)
     if p["state"] == "dumped":
         dump(module, client, p)
     else:

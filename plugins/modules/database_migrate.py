@@ -121,7 +121,12 @@ applied:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.database_client import ClientError, DatabaseClient
+from ansible.module_utils.database_client import (
+    DATABASE_CLIENT_REQUIRED_IF,
+    ClientError,
+    database_client_argument_spec,
+    database_client_from_params,
+)
 from ansible.module_utils.database_flyway import installed_version, migrate, read_history
 from ansible.module_utils.database_migrations import MigrationError
 
@@ -132,30 +137,15 @@ def main():
             sql_dir=dict(type="path"),
             target_version=dict(type="str"),
             inspect_only=dict(type="bool", default=False),
-            connection=dict(type="str", default="docker_exec", choices=["docker_exec", "docker_run", "local"]),
-            container=dict(type="str"),
-            image=dict(type="str"),
-            network=dict(type="str"),
-            login_host=dict(type="str", default="127.0.0.1"),
-            login_port=dict(type="int", default=5432),
-            login_user=dict(type="str", required=True),
-            login_password=dict(type="str", required=True, no_log=True),
-            database=dict(type="str", required=True),
-            client_bin_dir=dict(type="path"),
+            **database_client_argument_spec(),
         ),
-        required_if=[
-            ("connection", "docker_exec", ["container"]),
-            ("connection", "docker_run", ["image"]),
+        required_if=DATABASE_CLIENT_REQUIRED_IF + [
             ("inspect_only", False, ["sql_dir", "target_version"]),
         ],
         supports_check_mode=True,
     )
     p = module.params
-    client = DatabaseClient(
-        p["connection"], p["database"], p["login_user"], p["login_password"], host=p["login_host"],
-        port=p["login_port"], container=p["container"], image=p["image"], network=p["network"],
-        client_bin_dir=p["client_bin_dir"],
-    )
+    client = database_client_from_params(p)
     if p["inspect_only"]:
         try:
             history = read_history(client)
