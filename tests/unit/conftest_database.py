@@ -19,6 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 MODULE_UTILS = ROOT / "plugins" / "module_utils"
 PG_BIN = Path(os.environ.get("DBTEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+# PostgresCluster needs the server binaries, and runuser to run them as postgres.
+HAVE_PG = (PG_BIN / "initdb").exists() and shutil.which("runuser") is not None
 
 
 def load_database_module_utils():

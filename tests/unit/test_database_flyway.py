@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from conftest_database import PG_BIN, PostgresCluster, load_database_module_utils, write_fixture_sql
+from conftest_database import HAVE_PG, PG_BIN, load_database_module_utils, write_fixture_sql
 
 load_database_module_utils()
 
@@ -19,23 +18,7 @@ from ansible.module_utils.database_migrations import (  # noqa: E402
     parse_migration,
 )
 
-pytestmark = pytest.mark.skipif(
-    not (PG_BIN / "initdb").exists() or shutil.which("runuser") is None,
-    reason="needs PostgreSQL 15 server binaries and runuser",
-)
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    pg = PostgresCluster().start()
-    yield pg
-    pg.stop()
-
-
-@pytest.fixture
-def db(cluster):
-    cluster.reset()
-    return cluster
+pytestmark = pytest.mark.skipif(not HAVE_PG, reason="needs PostgreSQL 15 server binaries and runuser")
 
 
 @pytest.fixture

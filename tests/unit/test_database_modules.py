@@ -16,14 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest_database import PG_BIN, ROOT, PostgresCluster, load_database_module_utils, wait_for, write_fixture_sql
+from conftest_database import PG_BIN, ROOT, load_database_module_utils, wait_for, write_fixture_sql
 
 load_database_module_utils()
 
 from ansible.module_utils.database_migrations import flyway_checksum  # noqa: E402
 
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
-HAVE_PG = (PG_BIN / "initdb").exists() and shutil.which("runuser") is not None
 
 
 def _load_backup_module():
@@ -65,21 +64,6 @@ def run_play(tmp_path, tasks, extra_args=()):
     except (ValueError, KeyError, IndexError):
         pass
     return proc.returncode, output, results
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    if not HAVE_PG:
-        pytest.skip("needs PostgreSQL 15 server binaries and runuser")
-    pg = PostgresCluster().start()
-    yield pg
-    pg.stop()
-
-
-@pytest.fixture
-def db(cluster):
-    cluster.reset()
-    return cluster
 
 
 def migrate_task(db, sql_dir, version, **extra):
