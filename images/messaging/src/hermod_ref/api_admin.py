@@ -7,11 +7,9 @@ import json
 
 import yaml
 
-from aiohttp import web
-
 from . import apikey, metrics, openapi, store
 from .config import _CLIENT_ID
-from .http import error
+from .http import Response, error, json_response, text_response
 
 try:
     from swagger_ui_bundle import swagger_ui_path
@@ -47,24 +45,23 @@ def client_snippet(client_id: str) -> str:
             f"  # callback-basic-auth: <user>:<password>\n")
 
 
-def routes(service) -> list[web.RouteDef]:
-    async def generate_client(request: web.Request) -> web.Response:
+def add_routes(router, service) -> None:
+    async def generate_client(request):
         client_id = request.match_info["client_id"]
         if not _CLIENT_ID.match(client_id):
             return error(request, 400, "client-id: 1-64 of letters, digits, '.', '_', '-'")
-        return web.Response(text=client_snippet(client_id), content_type="application/yaml",
-                            headers={"Cache-Control": "no-store"})
+        return text_response(client_snippet(client_id), "application/yaml", headers={"Cache-Control": "no-store"})
 
     async def liveness(request):
-        return web.json_response({"status": "UP"})
+        return json_response({"status": "UP"})
 
     async def readiness(request):
         try:
             async with asyncio.timeout(2):
                 await service.pool.fetchval("SELECT 1")
         except Exception:
-            return web.json_response({"status": "DOWN", "components": {"db": {"status": "DOWN"}}}, status=503)
-        return web.json_response({"status": "UP", "components": {"db": {"status": "UP"}}})
+            return json_response({"status": "DOWN", "components": {"db": {"status": "DOWN"}}}, status=503)
+        return json_response({"status": "UP", "components": {"db": {"status": "UP"}}})
 
     async def prometheus(request):
         gauges = None
@@ -78,34 +75,28 @@ def routes(service) -> list[web.RouteDef]:
             }
         except Exception:
             pass  # the process metrics are still worth a scrape
-        return web.Response(body=metrics.exposition(gauges),
-                            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+        return Response(200, metrics.exposition(gauges), "text/plain; version=0.0.4; charset=utf-8")
 
-    spec_text = json.dumps(openapi.spec(service.cfg.base_path, service.release.version))
+    spec = json_response(openapi.spec(service.cfg.base_path, service.release.version))
 
     async def api_docs(request):
-        return web.Response(text=spec_text, content_type="application/json")
+        return spec
 
-    table = [
-        web.get("/util/generateclient/{client_id}", generate_client),
-        web.get("/actuator/health", readiness),
-        web.get("/actuator/health/liveness", liveness),
-        web.get("/actuator/health/readiness", readiness),
-        web.get("/actuator/prometheus", prometheus),
-        web.get("/v3/api-docs", api_docs),
-    ]
+    router.add("GET", "/util/generateclient/{client_id}", generate_client)
+    router.add("GET", "/actuator/health", readiness)
+    router.add("GET", "/actuator/health/liveness", liveness)
+    router.add("GET", "/actuator/health/readiness", readiness)
+    router.add("GET", "/actuator/prometheus", prometheus)
+    router.add("GET", "/v3/api-docs", api_docs)
     if service.cfg.swagger_ui and swagger_ui_path is not None:
-        async def index(request):
-            return web.Response(text=SWAGGER_INDEX, content_type="text/html")
+        index = text_response(SWAGGER_INDEX, "text/html")
+        init = text_response(SWAGGER_INIT, "application/javascript")
+        to_index = Response(302, b"", "text/plain", {"Location": "/swagger-ui/index.html"})
+        for path, response in (("/swagger-ui", to_index), ("/swagger-ui/", to_index), ("/swagger-ui.html", to_index),
+                               ("/swagger-ui/index.html", index), ("/swagger-ui/swagger-init.js", init)):
+            router.add("GET", path, lambda request, response=response: _constant(response))
+        router.static("/swagger-ui", str(swagger_ui_path))
 
-        async def init(request):
-            return web.Response(text=SWAGGER_INIT, content_type="application/javascript")
 
-        async def to_index(request):
-            raise web.HTTPFound("/swagger-ui/index.html")
-
-        table += [web.get("/swagger-ui", to_index), web.get("/swagger-ui/", to_index),
-                  web.get("/swagger-ui.html", to_index),
-                  web.get("/swagger-ui/index.html", index), web.get("/swagger-ui/swagger-init.js", init),
-                  web.static("/swagger-ui", str(swagger_ui_path))]
-    return table
+async def _constant(response: Response) -> Response:
+    return response

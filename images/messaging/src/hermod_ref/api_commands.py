@@ -7,15 +7,13 @@ import secrets
 import time
 import uuid
 
-from aiohttp import web
-
-from . import apikey, commands, metrics, store
-from .http import error
+from . import apikey, commands, metrics
+from .http import Request, Response, error, json_response
 
 log = logging.getLogger("hermod.commands")
 
 
-def routes(service) -> list[web.RouteDef]:
+def add_routes(router, service) -> None:
     cfg = service.cfg
     limits = commands.Limits(cfg.default_lifespan, cfg.max_lifespan, cfg.default_timeout, cfg.max_timeout)
     device_base = f"{cfg.public_url}/command/"
@@ -24,16 +22,15 @@ def routes(service) -> list[web.RouteDef]:
     unauthorized = metrics.REJECTED.labels("unauthorized")
     invalid = metrics.REJECTED.labels("invalid")
 
-    async def accept(request: web.Request) -> web.Response:
+    async def accept(request: Request, command_type: str) -> Response:
         start = time.perf_counter()
-        client = apikey.authenticate(request.headers.get("X-Api-Key"), cfg.clients)
+        client = apikey.authenticate(request.headers.get("x-api-key"), cfg.clients)
         if client is None:
             unauthorized.inc()
             return error(request, 401, "missing, malformed or unknown X-Api-Key",
                          headers={"WWW-Authenticate": 'ApiKey header="X-Api-Key"'})
-        command_type = request.match_info["type"]
         try:
-            cmd = commands.parse(command_type, await request.read(), limits)
+            cmd = commands.parse(command_type, request.body, limits)
         except commands.BadCommand as exc:
             invalid.inc()
             return error(request, 400, str(exc))
@@ -44,7 +41,7 @@ def routes(service) -> list[web.RouteDef]:
             cmd.response_format, cmd.payload, cmd.timeout, cmd.lifespan)
         accepted[command_type].inc()
         metrics.ACCEPT_LATENCY.observe(time.perf_counter() - start)
-        return web.json_response({
+        return json_response({
             "messageId": str(message_id),
             "deviceReference": reference,
             "deviceUrl": device_base + reference,
@@ -53,5 +50,6 @@ def routes(service) -> list[web.RouteDef]:
             "timeout": cmd.timeout,
         }, status=202)
 
-    base = cfg.base_path
-    return [web.post(f"{base}/command/{{type:{t}}}", accept) for t in commands.COMMAND_KEYS]
+    for command_type in commands.COMMAND_KEYS:
+        router.add("POST", f"{cfg.base_path}/command/{command_type}",
+                   lambda request, command_type=command_type: accept(request, command_type))

@@ -9,10 +9,8 @@ import re
 import time
 import uuid
 
-from aiohttp import web
-
 from . import jws, metrics, store
-from .http import error
+from .http import Request, Response, error, json_response
 
 REFERENCE = r"[A-Za-z0-9_-]{20,64}"
 _REFERENCE = re.compile(REFERENCE)
@@ -30,7 +28,7 @@ def _canonical_jwk(jwk: dict) -> str:
     return json.dumps({n: jwk[n] for n in names}, separators=(",", ":"))
 
 
-async def _refusal(service, request, reference: str, action: str) -> web.Response:
+async def _refusal(service, request, reference: str, action: str) -> Response:
     """Say why a fetch or answer did not apply (only run when it did not)."""
     row = await service.pool.fetchrow(store.COMMAND_STATE, reference)
     if row is None:
@@ -44,10 +42,10 @@ async def _refusal(service, request, reference: str, action: str) -> web.Respons
     return error(request, 409, "command must be fetched before it is answered")
 
 
-def routes(service) -> list[web.RouteDef]:
+def add_routes(router, service) -> None:
     base = f"{service.cfg.base_path}/ms/command/{{reference:{REFERENCE}}}"
 
-    async def fetch(request: web.Request) -> web.Response:
+    async def fetch(request: Request) -> Response:
         reference = request.match_info["reference"]
         row = await service.commands.fetch(reference)
         if row is None:
@@ -56,12 +54,12 @@ def routes(service) -> list[web.RouteDef]:
                 f'"nonce":{json.dumps(row["nonce"])},"userid":{json.dumps(row["userid"])},'
                 f'"responseformat":"{row["response_format"]}","respondBy":"{row["expires_at"].isoformat()}",'
                 f'"command":{row["payload"]}}}')
-        return web.Response(text=body, content_type="application/json")
+        return Response(200, body.encode())
 
-    async def respond(request: web.Request) -> web.Response:
+    async def respond(request: Request) -> Response:
         reference = request.match_info["reference"]
         try:
-            doc = json.loads(await request.read())
+            doc = json.loads(request.body)
         except (ValueError, UnicodeDecodeError):
             return error(request, 400, "body: is not valid JSON")
         if not isinstance(doc, dict) or not isinstance(doc.get("nonce"), str) or "response" not in doc:
@@ -129,6 +127,7 @@ def routes(service) -> list[web.RouteDef]:
                                         "created": time.time()})
         else:
             dispatcher.wake.set()
-        return web.json_response({"messageId": str(row["id"]), "status": "accepted"}, status=202)
+        return json_response({"messageId": str(row["id"]), "status": "accepted"}, status=202)
 
-    return [web.get(base, fetch), web.post(f"{base}/response", respond)]
+    router.add("GET", base, fetch)
+    router.add("POST", f"{base}/response", respond)

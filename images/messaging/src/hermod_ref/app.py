@@ -1,4 +1,4 @@
-"""One worker: the aiohttp application, its database pool and background loops."""
+"""One worker: the HTTP server and its routes, the database pool and the background loops."""
 
 from __future__ import annotations
 
@@ -7,12 +7,10 @@ import logging
 import signal
 from dataclasses import dataclass
 
-from aiohttp import web
-
 from . import api_admin, api_commands, api_device, db, metrics, store
 from .config import Config
 from .dispatcher import Dispatcher, Sweeper
-from .http import errors_as_json
+from .httpserver import HttpProtocol, HttpServer, Router
 from .release import Release
 
 log = logging.getLogger("hermod")
@@ -27,12 +25,13 @@ class Service:
     dispatcher: Dispatcher | None = None
 
 
-def build_app(service: Service) -> web.Application:
-    app = web.Application(client_max_size=service.cfg.max_body_size, middlewares=[errors_as_json])
-    app.add_routes(api_commands.routes(service))
-    app.add_routes(api_device.routes(service))
-    app.add_routes(api_admin.routes(service))
-    return app
+def build_router(service: Service) -> Router:
+    router = Router()
+    # The device routes are patterns: added first, they are tried first.
+    api_device.add_routes(router, service)
+    api_commands.add_routes(router, service)
+    api_admin.add_routes(router, service)
+    return router
 
 
 async def serve(cfg: Config, release: Release, client_ssl, server_ssl, node: str, ready=None) -> None:
@@ -45,20 +44,22 @@ async def serve(cfg: Config, release: Release, client_ssl, server_ssl, node: str
     service = Service(cfg, release, pool, store.Commands(pool))
     service.dispatcher = Dispatcher(cfg, pool, release, client_ssl, node)
     sweeper = Sweeper(cfg, pool, service.dispatcher)
-    runner = web.AppRunner(build_app(service), access_log=None, handle_signals=False)
-    await runner.setup()
+    http = HttpServer(build_router(service), cfg.max_body_size)
     # SO_REUSEPORT: every worker binds the same port and the kernel spreads connections.
-    site = web.TCPSite(runner, cfg.address, cfg.port, ssl_context=server_ssl, reuse_port=True, backlog=2048)
-    await site.start()
+    listener = await loop.create_server(lambda: HttpProtocol(http), cfg.address, cfg.port, ssl=server_ssl,
+                                        reuse_port=True, backlog=2048)
     published = asyncio.Event()
+    http_sweep = asyncio.create_task(http.sweep())
     background = [asyncio.create_task(service.dispatcher.run()), asyncio.create_task(sweeper.run())]
     publisher = asyncio.create_task(metrics.publisher(published))
     if ready:
         ready()
     await stop.wait()
+    listener.close()
+    await http.shutdown(timeout=10)
+    http_sweep.cancel()
     service.dispatcher.stop()
     sweeper.stop()
-    await runner.cleanup()
     # let a delivery batch in flight finish and record its outcome
     await asyncio.wait(background, timeout=cfg.callback_timeout + 2)
     for task in background:

@@ -15,5 +15,3 @@ def setup(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # aiohttp's access log would print every request line at INFO: too chatty for a hot service.
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
