@@ -9,7 +9,6 @@ import os
 import ssl
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -25,6 +24,9 @@ IDM_KEY = "4f1c2b3a5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708"
 PUBLIC = "https://localhost:28443"
 
 sys.path.insert(0, os.path.join(PROJECT, "images", "messaging", "src"))
+# The callback receiver is shared with the other scenarios' tests.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared"))
+from callback_receiver import callback_receiver_running, callback_receiver_wait_for_callback  # noqa: E402
 
 
 def docker(*args, check=True):
@@ -90,23 +92,12 @@ def test_command_without_key_is_refused():
 
 @pytest.fixture
 def callback_receiver():
-    pki = os.path.join(EPHEMERAL, "pki")
     image = docker("inspect", "--format", "{{.Config.Image}}",
                    docker("compose", "--project-directory", COMPOSE + "/messaging", "ps", "-q").stdout.split()[0]).stdout.strip()
-    docker("rm", "-f", RECEIVER, check=False)
-    docker("run", "-d", "--name", RECEIVER, "--network", NETWORK, "--network-alias", "callbacks",
-           "-v", "%s:/pki:ro" % pki, "--entrypoint", "/opt/hermod/bin/hermod-callback-receiver", image,
-           "--host", "0.0.0.0", "--port", "8443", "--basic-auth", "idm-callbacks:molecule-callback-pw",
-           "--tls-cert", "/pki/callbacks.pem", "--tls-key", "/pki/callbacks.key")
-    yield
-    docker("rm", "-f", RECEIVER, check=False)
-
-
-def receiver_stats():
-    probe = ("import json, ssl, urllib.request; ctx = ssl._create_unverified_context(); "
-             "print(urllib.request.urlopen('https://127.0.0.1:8443/stats', context=ctx).read().decode())")
-    result = docker("exec", RECEIVER, "python3", "-c", probe, check=False)
-    return json.loads(result.stdout) if result.returncode == 0 else None
+    # The credentials of the client `idm` in molecule.yml (callback_basic_auth).
+    with callback_receiver_running(RECEIVER, NETWORK, image, "idm-callbacks:molecule-callback-pw",
+                                   os.path.join(EPHEMERAL, "pki")):
+        yield
 
 
 def test_complete_lifecycle_through_traefik(callback_receiver):
@@ -129,12 +120,6 @@ def test_complete_lifecycle_through_traefik(callback_receiver):
 
     assert asyncio.run(play_device()) == 202
 
-    deadline = time.monotonic() + 60
-    stats = None
-    while time.monotonic() < deadline:
-        stats = receiver_stats()
-        if stats and stats.get("unique", 0) >= 1:
-            break
-        time.sleep(1)
+    stats = callback_receiver_wait_for_callback(RECEIVER, timeout=60)
     assert stats and stats.get("unique", 0) == 1, stats
     assert stats.get("unauthorized", 0) == 0, stats

@@ -8,10 +8,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 import urllib.request
 
 import pytest
+
+# The callback receiver is shared with the other scenarios' tests.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared"))
+from callback_receiver import callback_receiver_running, callback_receiver_wait_for_callback  # noqa: E402
 
 EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
 HOME = "/opt/smartid-upgrade"
@@ -86,32 +91,15 @@ def test_service_reports_release_1_1_0():
 
 @pytest.fixture
 def callback_receiver():
-    pki = os.path.join(EPHEMERAL, "pki")
     image = messaging_container()["Config"]["Image"]
-    docker("rm", "-f", RECEIVER, check=False)
-    docker("run", "-d", "--name", RECEIVER, "--network", NETWORK, "--network-alias", "callbacks",
-           "-v", "%s:/pki:ro" % pki, "--entrypoint", "/opt/hermod/bin/hermod-callback-receiver", image,
-           "--host", "0.0.0.0", "--port", "8443", "--basic-auth", "idm-callbacks:upgrade-callback-pw",
-           "--tls-cert", "/pki/callbacks.pem", "--tls-key", "/pki/callbacks.key")
-    yield
-    docker("rm", "-f", RECEIVER, check=False)
-
-
-def receiver_stats():
-    probe = ("import json, ssl, urllib.request; ctx = ssl._create_unverified_context(); "
-             "print(urllib.request.urlopen('https://127.0.0.1:8443/stats', context=ctx).read().decode())")
-    result = docker("exec", RECEIVER, "python3", "-c", probe, check=False)
-    return json.loads(result.stdout) if result.returncode == 0 else None
+    # The credentials of the client `idm` in molecule.yml (callback_basic_auth).
+    with callback_receiver_running(RECEIVER, NETWORK, image, "idm-callbacks:upgrade-callback-pw",
+                                   os.path.join(EPHEMERAL, "pki")):
+        yield
 
 
 def test_callback_pending_since_1_0_0_is_delivered_after_the_upgrade(data, callback_receiver):
-    deadline = time.monotonic() + 90
-    stats = None
-    while time.monotonic() < deadline:
-        stats = receiver_stats()
-        if stats and stats.get("unique", 0) >= 1:
-            break
-        time.sleep(1)
+    stats = callback_receiver_wait_for_callback(RECEIVER, timeout=90)
     assert stats and stats.get("unique", 0) >= 1, stats
     assert stats.get("unauthorized", 0) == 0, stats
     deadline = time.monotonic() + 30
