@@ -48,6 +48,7 @@ RESULTS = ROOT / "bench" / "results"
 REPORT = ROOT / "bench" / "messaging_lifecycle.md"
 sys.path[:0] = [str(MSG / "src"), str(MSG / "tests")]
 
+import orjson  # noqa: E402
 import psycopg  # noqa: E402
 import uvloop  # noqa: E402
 import yaml  # noqa: E402
@@ -59,14 +60,6 @@ from hermod_ref import apikey, jws  # noqa: E402
 KEY = "5a" * 32
 CB_AUTH = "cb:bench-pw"
 TICK = os.sysconf("SC_CLK_TCK")
-
-try:
-    import orjson
-
-    loads = orjson.loads
-except ImportError:  # the benchmark works without it, a little slower
-    loads = json.loads
-
 
 def percentile(values, p):
     values = sorted(values)
@@ -93,6 +86,20 @@ def _parse_head(buf: bytearray):
     return lines[0], headers, end + 4
 
 
+def _take_message(buf: bytearray):
+    """(first line, headers, body) of the first complete message in buf, removed from it; or None."""
+    head = _parse_head(buf)
+    if head is None:
+        return None
+    first, headers, hlen = head
+    length = int(headers.get(b"content-length", b"0"))
+    if len(buf) < hlen + length:
+        return None
+    body = bytes(buf[hlen:hlen + length])
+    del buf[:hlen + length]
+    return first, headers, body
+
+
 class ClientConn(asyncio.Protocol):
     """One keep-alive connection, one request at a time (responses carry Content-Length)."""
 
@@ -106,15 +113,12 @@ class ClientConn(asyncio.Protocol):
 
     def data_received(self, data):
         self.buf += data
-        head = _parse_head(self.buf)
-        if head is None or self.waiter is None:
+        if self.waiter is None:
             return
-        first, headers, hlen = head
-        length = int(headers.get(b"content-length", b"0"))
-        if len(self.buf) < hlen + length:
+        message = _take_message(self.buf)
+        if message is None:
             return
-        body = bytes(self.buf[hlen:hlen + length])
-        del self.buf[:hlen + length]
+        first, _, body = message
         waiter, self.waiter = self.waiter, None
         if not waiter.done():
             waiter.set_result((int(first.split(b" ", 2)[1]), body))
@@ -163,10 +167,10 @@ def loadgen(index: int, nproc: int, port: int, count: int, duration: float, conc
             raise HttpError(f"command {status} {resp[:200]!r}")
         if latencies is not None:
             latencies.append(time.perf_counter() - t0)
-        accepted = loads(resp)
+        accepted = orjson.loads(resp)
         path = "/ms/" + accepted["deviceUrl"].split("/ms/", 1)[1]
         status, resp = await conn.request(get(path, host))
-        if status != 200 or loads(resp)["nonce"] != nonce:
+        if status != 200 or orjson.loads(resp)["nonce"] != nonce:
             raise HttpError(f"fetch {status} {resp[:200]!r}")
         status, resp = await conn.request(post(path + "/response", host, response_for(nonce)))
         if status != 202:
@@ -237,17 +241,8 @@ def receiver(port: int, basic_auth: str, ready) -> None:
 
         def data_received(self, data):
             self.buf += data
-            while True:
-                head = _parse_head(self.buf)
-                if head is None:
-                    return
-                first, headers, hlen = head
-                length = int(headers.get(b"content-length", b"0"))
-                if len(self.buf) < hlen + length:
-                    return
-                body = bytes(self.buf[hlen:hlen + length])
-                del self.buf[:hlen + length]
-                self.transport.write(self.handle(first, headers, body))
+            while (message := _take_message(self.buf)) is not None:
+                self.transport.write(self.handle(*message))
 
         def handle(self, first, headers, body):
             method, path = first.split(b" ")[:2]
@@ -259,7 +254,7 @@ def receiver(port: int, basic_auth: str, ready) -> None:
                 stats["unauthorized"] += 1
                 return self.reply(401, b"")
             try:
-                doc = loads(body)
+                doc = orjson.loads(body)
                 mid = doc["messageId"]
             except (ValueError, KeyError, TypeError):
                 stats["bad"] += 1

@@ -9,6 +9,8 @@ import re
 import time
 import uuid
 
+import orjson
+
 from . import jws, metrics, store
 from .http import Request, Response, error, json_response
 
@@ -51,7 +53,7 @@ def add_routes(router, service) -> None:
         if row is None:
             return await _refusal(service, request, reference, "fetch")
         body = (f'{{"messageId":"{row["id"]}","type":"{row["command_type"]}",'
-                f'"nonce":{json.dumps(row["nonce"])},"userid":{json.dumps(row["userid"])},'
+                f'"nonce":{orjson.dumps(row["nonce"]).decode()},"userid":{orjson.dumps(row["userid"]).decode()},'
                 f'"responseformat":"{row["response_format"]}","respondBy":"{row["expires_at"].isoformat()}",'
                 f'"command":{row["payload"]}}}')
         return Response(200, body.encode())
@@ -59,8 +61,8 @@ def add_routes(router, service) -> None:
     async def respond(request: Request) -> Response:
         reference = request.match_info["reference"]
         try:
-            doc = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError):
+            doc = orjson.loads(request.body)
+        except orjson.JSONDecodeError:
             return error(request, 400, "body: is not valid JSON")
         if not isinstance(doc, dict) or not isinstance(doc.get("nonce"), str) or "response" not in doc:
             return error(request, 400, "body: must be an object with nonce (string) and response")
@@ -103,7 +105,7 @@ def add_routes(router, service) -> None:
                     "response": response}
         if device_jwk:
             callback["deviceKey"] = json.loads(device_jwk)
-        body = json.dumps(callback, separators=(",", ":"))
+        body = orjson.dumps(callback).decode()
         callback_id = uuid.uuid4()
         # Queue the callback claimed by this worker (no claim round trip) when it has room.
         dispatcher = service.dispatcher

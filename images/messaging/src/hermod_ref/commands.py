@@ -7,8 +7,9 @@ openapi.py describes the same rules.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+
+import orjson
 
 # command type (URL) -> name of the command object in the body
 COMMAND_KEYS = {
@@ -75,8 +76,9 @@ def parse(command_type: str, body: bytes, limits: Limits) -> Command:
     if key is None:
         raise BadCommand(f"unknown command type {command_type!r}")
     try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        # orjson: strict JSON (no NaN, integers within 64 bits, valid UTF-8) and fast
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
         raise BadCommand("body: is not valid JSON") from None
     if not isinstance(doc, dict):
         raise BadCommand("body: must be a JSON object")
@@ -104,4 +106,4 @@ def parse(command_type: str, body: bytes, limits: Limits) -> Command:
         if profile is not None and not isinstance(profile, dict):
             raise BadCommand(f"{key}.profile: must be an object")
     return Command(command_type, nonce, userid, fmt, lifespan, timeout,
-                   json.dumps(cmd, separators=(",", ":"), ensure_ascii=False))
+                   orjson.dumps(cmd).decode())
