@@ -160,10 +160,15 @@ def database_client_argument_spec():
     )
 
 
-def database_client_from_params(params):
-    """The DatabaseClient described by a module's params (see database_client_argument_spec)."""
-    return DatabaseClient(
-        params["connection"], params["database"], params["login_user"], params["login_password"],
-        host=params["login_host"], port=params["login_port"], container=params["container"],
-        image=params["image"], network=params["network"], client_bin_dir=params["client_bin_dir"],
-    )
+def database_client_for(module):
+    """The DatabaseClient described by a module's params (see database_client_argument_spec);
+    settings that required_if cannot catch (an empty container name) fail the module cleanly."""
+    params = module.params
+    try:
+        return DatabaseClient(
+            params["connection"], params["database"], params["login_user"], params["login_password"],
+            host=params["login_host"], port=params["login_port"], container=params["container"],
+            image=params["image"], network=params["network"], client_bin_dir=params["client_bin_dir"],
+        )
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))

@@ -120,7 +120,7 @@ from ansible.module_utils.database_client import (
     DATABASE_CLIENT_REQUIRED_IF,
     ClientError,
     database_client_argument_spec,
-    database_client_from_params,
+    database_client_for,
 )
 
 COUNT_TABLES = (
@@ -222,7 +222,7 @@ def main():
     p = module.params
     if p["label"] and not re.match(r"^[A-Za-z0-9._-]+$", p["label"]):
         module.fail_json(msg="label %r may hold only letters, digits, '.', '_' and '-'" % p["label"])
-    client = database_client_from_params(p)
+    client = database_client_for(module)
     if p["state"] == "dumped":
         dump(module, client, p)
     else:

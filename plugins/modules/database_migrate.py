@@ -125,7 +125,7 @@ from ansible.module_utils.database_client import (
     DATABASE_CLIENT_REQUIRED_IF,
     ClientError,
     database_client_argument_spec,
-    database_client_from_params,
+    database_client_for,
 )
 from ansible.module_utils.database_flyway import installed_version, migrate, read_history
 from ansible.module_utils.database_migrations import MigrationError
@@ -145,7 +145,7 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    client = database_client_from_params(p)
+    client = database_client_for(module)
     if p["inspect_only"]:
         try:
             history = read_history(client)

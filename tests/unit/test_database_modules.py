@@ -218,3 +218,12 @@ def test_docker_exec_with_wrong_password_fails_cleanly(pg_container, tmp_path):
         "login_password": "wrong-one-123", "database": "hermod", "target_version": "1.0.0"}}])
     assert rc != 0 and "password authentication failed" in res[0]["msg"]
     assert "wrong-one-123" not in out
+
+
+def test_empty_container_name_fails_cleanly(tmp_path):
+    sql_dir = write_fixture_sql(tmp_path / "sql")
+    rc, out, res = run_play(tmp_path, [{"name": "a", "database_migrate": {
+        "sql_dir": str(sql_dir), "connection": "docker_exec", "container": "", "login_user": "hermod",
+        "login_password": "empty-container-pw-1", "database": "hermod", "target_version": "1.0.0"}}])
+    assert rc != 0 and res[0]["msg"] == "connection docker_exec needs the container name"
+    assert "Traceback" not in out and "empty-container-pw-1" not in out
