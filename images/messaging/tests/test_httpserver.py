@@ -191,3 +191,19 @@ def test_shutdown_lets_a_request_in_progress_finish_with_connection_close():
 
     got = responses(serve_and(scenario))
     assert got[0][0] == 200 and got[0][1]["connection"] == "close"
+
+
+def test_http_10_keep_alive_is_confirmed_and_plain_http_10_is_closed():
+    async def scenario(port, _):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /ms/command/abc HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        kept = await reader.readuntil(b"\r\n\r\n")
+        await reader.readexactly(int(kept.split(b"Content-Length: ")[1].split(b"\r\n")[0]))
+        writer.write(b"GET /ms/command/abc HTTP/1.0\r\n\r\n")
+        closed = await reader.read()
+        writer.close()
+        return kept, closed
+
+    kept, closed = serve_and(scenario)
+    assert b"Connection: keep-alive" in kept
+    assert responses(closed)[0][1]["connection"] == "close"

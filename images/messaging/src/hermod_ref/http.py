@@ -10,15 +10,17 @@ import orjson
 class Request:
     """One parsed request. Header names are lower-case; `path` is percent-decoded."""
 
-    __slots__ = ("method", "path", "headers", "body", "match_info", "keep_alive")
+    __slots__ = ("method", "path", "headers", "body", "match_info", "keep_alive", "http_10")
 
-    def __init__(self, method: str, path: str, headers: dict[str, str], body: bytes, keep_alive: bool):
+    def __init__(self, method: str, path: str, headers: dict[str, str], body: bytes, keep_alive: bool,
+                 http_10: bool = False):
         self.method = method
         self.path = path
         self.headers = headers
         self.body = body
         self.match_info: dict[str, str] = {}
         self.keep_alive = keep_alive
+        self.http_10 = http_10  # an HTTP/1.0 client keeps the connection only when told so
 
 
 class Response:

@@ -255,7 +255,8 @@ class HttpProtocol(asyncio.Protocol):
         except (httptools.HttpParserInvalidURLError, UnicodeDecodeError):
             raise HttpError(400, "malformed request URL") from None
         request = Request(self.parser.get_method().decode("ascii"), path, self.headers,
-                          b"".join(self.body), self.parser.should_keep_alive())
+                          b"".join(self.body), self.parser.should_keep_alive(),
+                          self.parser.get_http_version() == "1.0")
         self.queue.append(request)
         if len(self.queue) >= MAX_QUEUED:
             self.transport.pause_reading()
@@ -273,14 +274,14 @@ class HttpProtocol(asyncio.Protocol):
                     self.transport.resume_reading()
                 response = await self.server.handle(request)
                 keep_alive = request.keep_alive and not self.closing
-                self._write(response, keep_alive, head_only=request.method == "HEAD")
+                self._write(response, keep_alive, head_only=request.method == "HEAD", http_10=request.http_10)
                 if not keep_alive:
                     self.transport.close()
         finally:
             self.busy = False
             self.last_active = time.monotonic()
 
-    def _write(self, response: Response, keep_alive: bool, head_only: bool = False) -> None:
+    def _write(self, response: Response, keep_alive: bool, head_only: bool = False, http_10: bool = False) -> None:
         if self.transport.is_closing():
             return
         body = response.body
@@ -291,6 +292,8 @@ class HttpProtocol(asyncio.Protocol):
             lines += [f"{name}: {value}" for name, value in response.headers.items()]
         if not keep_alive:
             lines.append("Connection: close")
+        elif http_10:
+            lines.append("Connection: keep-alive")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         self.transport.write(head if head_only else head + body)
 
