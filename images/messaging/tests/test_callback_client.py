@@ -61,17 +61,22 @@ def run(coro):
     return asyncio.run(coro)
 
 
-def test_posts_with_headers_and_reuses_one_connection():
+def post_several(answer: bytes, count: int, path_prefix: str = "", authorization=None):
+    """POST `count` callbacks to a peer that always answers `answer`: (peer, statuses)."""
     async def scenario():
-        async with Peer(lambda req: OK) as peer:
+        async with Peer(lambda req: answer) as peer:
             client = CallbackClient(None, timeout=5)
-            target = Target(f"http://127.0.0.1:{peer.port}/hooks/", "Basic dTpw")
+            target = Target(f"http://127.0.0.1:{peer.port}{path_prefix}", authorization)
             statuses = [await client.post(target, "/callback/sign", b'{"a":1}', {"Idempotency-Key": f"id-{i}"})
-                        for i in range(3)]
+                        for i in range(count)]
             client.close()
             return peer, statuses
 
-    peer, statuses = run(scenario())
+    return run(scenario())
+
+
+def test_posts_with_headers_and_reuses_one_connection():
+    peer, statuses = post_several(OK, 3, "/hooks/", "Basic dTpw")
     assert statuses == [200, 200, 200]
     assert peer.connections == 1
     first = peer.requests[0]
@@ -84,34 +89,15 @@ def test_posts_with_headers_and_reuses_one_connection():
 
 
 def test_chunked_error_response_gives_its_status():
-    chunked = b"HTTP/1.1 503 Busy\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbusy\r\n0\r\n\r\n"
-
-    async def scenario():
-        async with Peer(lambda req: chunked) as peer:
-            client = CallbackClient(None, timeout=5)
-            target = Target(f"http://127.0.0.1:{peer.port}")
-            statuses = [await client.post(target, "/callback/ping", b"{}", {}) for _ in range(2)]
-            client.close()
-            return peer, statuses
-
-    peer, statuses = run(scenario())
+    peer, statuses = post_several(b"HTTP/1.1 503 Busy\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbusy\r\n0\r\n\r\n", 2)
     assert statuses == [503, 503]
     assert peer.connections == 1
 
 
 def test_connection_close_opens_a_new_connection():
-    closing = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-
-    async def scenario():
-        async with Peer(lambda req: closing) as peer:
-            client = CallbackClient(None, timeout=5)
-            target = Target(f"http://127.0.0.1:{peer.port}")
-            for _ in range(3):
-                assert await client.post(target, "/callback/ping", b"{}", {}) == 200
-            client.close()
-            return peer
-
-    assert run(scenario()).connections == 3
+    peer, statuses = post_several(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", 3)
+    assert statuses == [200, 200, 200]
+    assert peer.connections == 3
 
 
 def test_idle_connection_closed_by_the_peer_is_replaced_once():
