@@ -7,6 +7,7 @@ openapi.py describes the same rules.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import orjson
@@ -23,6 +24,7 @@ RESPONSE_FORMATS = ("jws", "json")
 MAX_NONCE = 128
 MIN_NONCE = 8
 MAX_USERID = 256
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f]")
 
 
 class BadCommand(ValueError):
@@ -66,7 +68,7 @@ def _text(obj: dict, where: str, name: str, lo: int, hi: int) -> str:
         raise BadCommand(f"{where}.{name}: is required and must be a string")
     if not lo <= len(value) <= hi:
         raise BadCommand(f"{where}.{name}: must be {lo} to {hi} characters")
-    if any(ord(ch) < 32 for ch in value):
+    if _CONTROL_CHARACTER.search(value):
         raise BadCommand(f"{where}.{name}: must not contain control characters")
     return value
 

@@ -9,6 +9,7 @@ import base64
 import binascii
 import json
 
+import orjson
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -85,8 +86,8 @@ def parse(token) -> tuple[dict, dict, bytes, bytes]:
     if len(parts) != 3:
         raise JwsError("compact JWS must have three parts")
     try:
-        header = json.loads(b64url_decode(parts[0]))
-        payload = json.loads(b64url_decode(parts[1]))
+        header = orjson.loads(b64url_decode(parts[0]))
+        payload = orjson.loads(b64url_decode(parts[1]))
     except (ValueError, UnicodeDecodeError) as exc:
         if isinstance(exc, JwsError):
             raise
