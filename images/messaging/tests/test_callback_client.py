@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import socket
 import ssl
 
 import pytest
@@ -191,3 +193,50 @@ def test_target_parts(url, host, port, prefix, host_header):
 def test_target_refuses_bad_urls(url):
     with pytest.raises(ValueError):
         Target(url)
+
+
+def test_one_lookup_per_host_at_a_time_and_failures_are_cached_briefly():
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        lookups = []
+
+        async def failing_getaddrinfo(host, port, **kwargs):
+            lookups.append(host)
+            await asyncio.sleep(0.05)
+            raise socket.gaierror(-2, "Name or service not known")
+
+        loop.getaddrinfo = failing_getaddrinfo
+        client = CallbackClient(None, timeout=2)
+        target = Target("https://unknown.example")
+        burst = await asyncio.gather(*[client.post(target, "/callback/ping", b"{}", {}) for _ in range(20)],
+                                     return_exceptions=True)
+        later = await asyncio.gather(client.post(target, "/callback/ping", b"{}", {}), return_exceptions=True)
+        return lookups, burst + later
+
+    lookups, outcomes = run(scenario())
+    assert lookups == ["unknown.example"]
+    assert {str(outcome) for outcome in outcomes} == {"connection: gaierror"}
+
+
+def test_a_lookup_slower_than_the_timeout_leaves_no_unretrieved_error():
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        problems = []
+        loop.set_exception_handler(lambda _loop, context: problems.append(context["message"]))
+
+        async def slow_failing_getaddrinfo(host, port, **kwargs):
+            await asyncio.sleep(0.3)
+            raise socket.gaierror(-2, "Name or service not known")
+
+        loop.getaddrinfo = slow_failing_getaddrinfo
+        client = CallbackClient(None, timeout=0.1)
+        outcomes = await asyncio.gather(*[client.post(Target("https://slow.example"), "/callback/ping", b"{}", {})
+                                          for _ in range(5)], return_exceptions=True)
+        await asyncio.sleep(0.4)  # the lookup fails after every caller gave up
+        gc.collect()
+        await asyncio.sleep(0)
+        return outcomes, problems
+
+    outcomes, problems = run(scenario())
+    assert {str(outcome) for outcome in outcomes} == {"timeout"}
+    assert problems == []

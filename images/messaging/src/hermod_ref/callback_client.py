@@ -6,6 +6,10 @@ CPU on the hot path (cookie jar, tracing, per-request objects). This one does ju
 one pool of idle connections per origin, the request written in one piece, the response
 parsed by llhttp (httptools, the parser behind uvicorn), its body read and dropped.
 
+Host names are resolved once per host at a time and cached briefly (successes 10 s, failures
+2 s): a burst of callbacks to a host whose lookup hangs must not fill the resolver threads,
+which the database pool needs too.
+
 Errors come back as CallbackError with a short reason ("timeout", "TLS: ...",
 "connection: ..."): the dispatcher records it as the attempt's outcome and retries later.
 """
@@ -13,7 +17,9 @@ Errors come back as CallbackError with a short reason ("timeout", "TLS: ...",
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
+import time
 from urllib.parse import quote, urlsplit
 
 import httptools
@@ -103,6 +109,8 @@ class CallbackClient:
         self.timeout = timeout
         self.max_idle = max_idle
         self._idle: dict[tuple, list[_Connection]] = {}
+        self._addresses: dict[tuple, tuple[float, list[str] | OSError]] = {}  # (host, port) -> (until, result)
+        self._lookups: dict[tuple, asyncio.Task] = {}
 
     async def post(self, target: Target, path: str, body: bytes, headers: dict[str, str]) -> int:
         """The HTTP status of the response; CallbackError when there is none."""
@@ -152,11 +160,51 @@ class CallbackClient:
 
     async def _connect(self, target: Target) -> _Connection:
         loop = asyncio.get_running_loop()
-        _, conn = await loop.create_connection(
-            lambda: _Connection(loop), target.host, target.port,
-            ssl=self.ssl_context if target.tls else None,
-            server_hostname=target.host if target.tls else None)
-        return conn
+        last_error = None
+        for address in await self._resolve(target.host, target.port):
+            try:
+                # Connect to the address; TLS still checks the certificate against the host name.
+                _, conn = await loop.create_connection(
+                    lambda: _Connection(loop), address, target.port,
+                    ssl=self.ssl_context if target.tls else None,
+                    server_hostname=target.host if target.tls else None)
+                return conn
+            except ssl.SSLError:
+                raise
+            except OSError as exc:  # refused or unreachable: try the host's next address
+                last_error = exc
+        raise last_error or OSError(f"no address for {target.host}")
+
+    async def _resolve(self, host: str, port: int) -> list[str]:
+        key = (host, port)
+        cached = self._addresses.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            if isinstance(cached[1], OSError):
+                raise cached[1]
+            return cached[1]
+        lookup = self._lookups.get(key)
+        if lookup is None:
+            lookup = self._lookups[key] = asyncio.get_running_loop().create_task(self._lookup(host, port))
+            lookup.add_done_callback(self._lookup_done)
+        # shield: a caller's timeout must not cancel the lookup the other callers wait for
+        return await asyncio.shield(lookup)
+
+    def _lookup_done(self, lookup: asyncio.Task) -> None:
+        for key, task in list(self._lookups.items()):
+            if task is lookup:
+                del self._lookups[key]
+        if not lookup.cancelled():
+            lookup.exception()  # retrieved here: when every waiter timed out, nobody else reads it
+
+    async def _lookup(self, host: str, port: int) -> list[str]:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            self._addresses[(host, port)] = (time.monotonic() + 2, exc)
+            raise
+        addresses = list(dict.fromkeys(info[4][0] for info in infos))
+        self._addresses[(host, port)] = (time.monotonic() + 10, addresses)
+        return addresses
 
     def close(self) -> None:
         for idle in self._idle.values():
