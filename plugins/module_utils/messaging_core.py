@@ -90,27 +90,26 @@ def allowed_clients(clients, key_secret=None):
     return result
 
 
-def _https_problem(url):
-    """None when url is an absolute https URL with a host, else the reason."""
+def _url_problem(url, schemes):
+    """None when url is an absolute URL with one of `schemes` and a host, else the reason."""
     if not isinstance(url, str) or not url.strip():
         return "is empty"
+    if any(ch.isspace() or ord(ch) < 32 for ch in url.strip()):
+        return "must not contain whitespace or control characters"
     parts = urlsplit(url.strip())
-    if parts.scheme.lower() != "https":
-        return "must use https (got scheme %r)" % (parts.scheme or "")
+    if parts.scheme.lower() not in schemes:
+        return "must use %s (got scheme %r)" % (" or ".join(schemes), parts.scheme or "")
     if not parts.hostname:
         return "has no host"
     return None
+
+
+def _https_problem(url):
+    return _url_problem(url, ("https",))
 
 
 def _http_problem(url):
-    if not isinstance(url, str) or not url.strip():
-        return "is empty"
-    parts = urlsplit(url.strip())
-    if parts.scheme.lower() not in ("http", "https"):
-        return "must use http or https (got scheme %r)" % (parts.scheme or "")
-    if not parts.hostname:
-        return "has no host"
-    return None
+    return _url_problem(url, ("http", "https"))
 
 
 def validate_clients(clients, key_secret=None, allow_http_callbacks=False,
@@ -166,7 +165,7 @@ def validate_clients(clients, key_secret=None, allow_http_callbacks=False,
         else:
             problem = (_http_problem(callback) if allow_http_callbacks else _https_problem(callback))
             if problem:
-                hint = "" if allow_http_callbacks else \
+                hint = "" if allow_http_callbacks or not problem.startswith("must use") else \
                     " (set messaging_allow_http_callbacks: true only for test setups)"
                 errors.append("%s.callback_url %s%s" % (where, problem, hint))
         auth = client.get("callback_basic_auth")

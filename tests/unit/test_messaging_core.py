@@ -177,6 +177,13 @@ def test_ftp_callback_refused_even_when_http_allowed():
     assert core.validate_clients([client(url="ftp://cb.test/")], allow_http_callbacks=True)
 
 
+def test_callback_url_with_whitespace_is_refused():
+    # The service refuses such a URL at start-up; the role must say so before deploying it.
+    errors = core.validate_clients([client(url="https://cb.test/a b")])
+    assert errors == ["messaging_clients[0] (client_id=idm).callback_url must not contain whitespace "
+                      "or control characters"]
+
+
 def test_missing_group_and_client_id_are_named():
     errors = core.validate_clients([{"key": KEY_A, "callback_url": "https://x.test"},
                                     client(group="")])

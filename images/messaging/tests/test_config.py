@@ -82,6 +82,7 @@ def test_public_url_at_top_level():
     ({"allowed-clients__0__client-id": "bad id"}, "allowed-clients[0].client-id"),
     ({"allowed-clients__0__callback-url": "not a url"}, "allowed-clients[0].callback-url"),
     ({"allowed-clients__0__callback-url": None}, "allowed-clients[0].callback-url"),
+    ({"allowed-clients__0__callback-url": "https://idm.test/a b"}, "allowed-clients[0].callback-url"),
     ({"allowed-clients__0__callback-basic-auth": "nocolon"}, "allowed-clients[0].callback-basic-auth"),
     ({"allowed-clients__0__colour": "red"}, "allowed-clients[0].colour"),
     ({"allowed-clients": "idm"}, "allowed-clients"),

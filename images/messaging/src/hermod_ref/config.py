@@ -212,6 +212,8 @@ class _Reader:
 
 
 def _check_url(key: str, value: str, schemes=("http", "https")) -> str:
+    if any(ch.isspace() or ord(ch) < 32 for ch in value):
+        raise ConfigError(f"{key}: must not contain whitespace or control characters")
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises ValueError on a bad port

@@ -32,11 +32,11 @@ def backoff(attempts: int, initial: float, cap: float, rng=random.random) -> flo
 
 class Dispatcher:
     """Claims due callbacks in batches and delivers them concurrently over pooled
-    keep-alive connections (callback_client.py). Claiming is pipelined: the next batch is claimed while
-    deliveries are in flight, up to `concurrency` of them, and each outcome is recorded
-    as soon as its attempt ends, outcomes ending together in one statement
-    (store.record_outcomes_sql through a Batcher). So a slow or dead callback target
-    holds up its own callbacks only."""
+    keep-alive connections (callback_client.py). Claiming is pipelined: the next batch
+    is claimed while deliveries are in flight, up to `concurrency` of them, and each
+    outcome is recorded as soon as its attempt ends, outcomes ending together in one
+    statement (store.record_outcomes_sql through a Batcher). So a slow or dead callback
+    target holds up its own callbacks only."""
 
     def __init__(self, cfg: Config, pool, release: Release, ssl_ctx, node: str):
         self.cfg = cfg
