@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from conftest_database import HAVE_PG, PG_BIN, load_database_module_utils, write_fixture_sql
