@@ -33,10 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import datetime
-import hashlib
-import hmac
 import json
 import multiprocessing as mp
 import os
@@ -50,11 +47,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "tls"))
+sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
 
 # pylint: disable=wrong-import-position
 import stack  # noqa: E402
 from cryptography import x509  # noqa: E402
 from loadgen import run_load  # noqa: E402
+from messaging_core import api_key_header, derive_client_key  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "traefik_rotation.json"
 REPORT = REPO / "bench" / "traefik_rotation.md"
@@ -232,11 +231,8 @@ STACK_PATHS = {
 def _api_key_headers() -> list[str]:
     """X-Api-Key header values; the secret and the keys stay in memory only."""
     secret = STACK_SECRET.read_bytes().strip()
-    out = []
-    for client in STACK_CLIENTS:
-        key = hmac.new(secret, client.encode(), hashlib.sha256).hexdigest()
-        out.append(base64.b64encode(f"{client}:{key}".encode()).decode())
-    return out
+    # The keys the messaging role derives for the clients (messaging_client_key_secret).
+    return [api_key_header(client, derive_client_key(secret, client)) for client in STACK_CLIENTS]
 
 
 class _RawConn(asyncio.Protocol):
