@@ -165,7 +165,8 @@ def validate_clients(clients, key_secret=None, allow_http_callbacks=False,
         else:
             problem = (_http_problem(callback) if allow_http_callbacks else _https_problem(callback))
             if problem:
-                hint = "" if allow_http_callbacks or not problem.startswith("must use") else \
+                # The hint only where allowing http would make the URL acceptable.
+                hint = "" if allow_http_callbacks or _http_problem(callback) else \
                     " (set messaging_allow_http_callbacks: true only for test setups)"
                 errors.append("%s.callback_url %s%s" % (where, problem, hint))
         auth = client.get("callback_basic_auth")
