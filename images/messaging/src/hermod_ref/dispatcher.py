@@ -42,7 +42,6 @@ class Dispatcher:
         self.cfg = cfg
         self.pool = pool
         self.release = release
-        self.ssl_ctx = ssl_ctx
         self.node = node
         self.wake = asyncio.Event()
         self._stopping = False
