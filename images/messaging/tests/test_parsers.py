@@ -49,6 +49,13 @@ def test_command_defaults_and_caps():
                                                 "provCommand": body()}).encode(), LIMITS)
     assert (c.lifespan, c.timeout, c.response_format) == (3600, 5, "jws")
     assert json.loads(c.payload) == body()
+    # Integers beyond 64 bits and 2.0 are JSON Schema integers: capped.
+    c = commands.parse("ping", b'{"commandHeader": {"lifespan": 2831653376034793324544, "timeout": 2.0},'
+                               b'"pingCommand": ' + json.dumps(body()).encode() + b"}", LIMITS)
+    assert (c.lifespan, c.timeout) == (3600, 2)
+    # Numbers in the command object reach the device exactly.
+    c = commands.parse("ping", b'{"pingCommand": ' + json.dumps({**body(), "n": 2**70}).encode() + b"}", LIMITS)
+    assert json.loads(c.payload)["n"] == 2**70
 
 
 @pytest.mark.parametrize("ctype, doc, message", [
@@ -64,6 +71,7 @@ def test_command_defaults_and_caps():
     ("provision", {"provCommand": body(profile=[])}, "provCommand.profile: must be an object"),
     ("ping", {"commandHeader": {"lifespan": 0}, "pingCommand": body()}, "commandHeader.lifespan: must be at least 1"),
     ("ping", {"commandHeader": {"timeout": "5"}, "pingCommand": body()}, "commandHeader.timeout: must be an integer"),
+    ("ping", {"commandHeader": {"timeout": 1.5}, "pingCommand": body()}, "commandHeader.timeout: must be an integer"),
     ("ping", {"commandHeader": [], "pingCommand": body()}, "commandHeader: must be an object"),
 ])
 def test_command_errors_name_the_field(ctype, doc, message):

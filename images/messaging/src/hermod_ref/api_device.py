@@ -61,8 +61,9 @@ def add_routes(router, service) -> None:
     async def respond(request: Request) -> Response:
         reference = request.match_info["reference"]
         try:
-            doc = orjson.loads(request.body)
-        except orjson.JSONDecodeError:
+            # The standard parser: a json response is forwarded in the callback, every number exactly.
+            doc = json.loads(request.body)
+        except (ValueError, UnicodeDecodeError):
             return error(request, 400, "body: is not valid JSON")
         if not isinstance(doc, dict) or not isinstance(doc.get("nonce"), str) or "response" not in doc:
             return error(request, 400, "body: must be an object with nonce (string) and response")
@@ -105,7 +106,7 @@ def add_routes(router, service) -> None:
                     "response": response}
         if device_jwk:
             callback["deviceKey"] = json.loads(device_jwk)
-        body = orjson.dumps(callback).decode()
+        body = json.dumps(callback, separators=(",", ":"))
         callback_id = uuid.uuid4()
         # Queue the callback claimed by this worker (no claim round trip) when it has room.
         dispatcher = service.dispatcher

@@ -7,10 +7,9 @@ openapi.py describes the same rules.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
-
-import orjson
 
 # command type (URL) -> name of the command object in the body
 COMMAND_KEYS = {
@@ -54,6 +53,9 @@ def _seconds(header: dict, name: str, default: int, cap: int) -> int:
     value = header.get(name, default)
     if value is None:
         return default
+    # A JSON Schema integer is any number without a fractional part, 2.0 and 1e3 included.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadCommand(f"commandHeader.{name}: must be an integer number of seconds")
     if value < 1:
@@ -78,9 +80,10 @@ def parse(command_type: str, body: bytes, limits: Limits) -> Command:
     if key is None:
         raise BadCommand(f"unknown command type {command_type!r}")
     try:
-        # orjson: strict JSON (no NaN, integers within 64 bits, valid UTF-8) and fast
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        # The standard parser: the command object is stored and handed to the device, so every
+        # number must survive exactly (orjson reads integers beyond 64 bits as floats).
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
         raise BadCommand("body: is not valid JSON") from None
     if not isinstance(doc, dict):
         raise BadCommand("body: must be a JSON object")
@@ -108,4 +111,4 @@ def parse(command_type: str, body: bytes, limits: Limits) -> Command:
         if profile is not None and not isinstance(profile, dict):
             raise BadCommand(f"{key}.profile: must be an object")
     return Command(command_type, nonce, userid, fmt, lifespan, timeout,
-                   orjson.dumps(cmd).decode())
+                   json.dumps(cmd, separators=(",", ":"), ensure_ascii=False))
