@@ -68,6 +68,7 @@ def test_service_tls_deploy_is_idempotent_and_quiet(stack, tmp_path):
         "smartid_network_name": h.vars["messaging_network_name"],
         "smartid_compose_project_prefix": name + "-",
         "images_repo_root": ROOT,
+        "database_sql_dir": os.path.join(ROOT, "images", "messaging", "sql", "postgresql"),
         "images_components": [{"role": "database", "context": "postgres"},
                               {"role": "messaging", "context": "messaging"}],
         "database_password": h.db_password,
