@@ -30,7 +30,7 @@ options:
 EXAMPLES = r"""
 - name: Show the plan for a new install
   ansible.builtin.debug:
-    msg: "{{ ['V1.0.0__base_version.sql', 'V1.1.0__x.sql'] | database_migration_plan(none, '1.0.0') }}"
+    msg: "{{ ['V1.0.0__base_version.sql', 'V1.1.0__x.sql'] | smartid.hermod.database_migration_plan(none, '1.0.0') }}"
 """
 
 RETURN = r"""
@@ -40,35 +40,14 @@ _value:
   elements: str
 """
 
-import importlib.util
-import os
-import sys
-
 from ansible.errors import AnsibleFilterError
-
-_MODULE_NAME = "smartid_database_migrations"
-
-
-def _planner():
-    # Controller-side plugins cannot import a playbook-adjacent module_utils by name, so the
-    # one implementation the module also uses is loaded from its file.
-    module = sys.modules.get(_MODULE_NAME)
-    if module is None:
-        path = os.path.join(
-            os.path.dirname(os.path.abspath(__file__)), "..", "module_utils", "database_migrations.py"
-        )
-        spec = importlib.util.spec_from_file_location(_MODULE_NAME, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[_MODULE_NAME] = module
-    return module
+from ansible_collections.smartid.hermod.plugins.module_utils.database_migrations import MigrationError, plan_scripts
 
 
 def database_migration_plan(files, installed, target):
-    planner = _planner()
     try:
-        return planner.plan_scripts([str(f) for f in files], installed or None, str(target))
-    except planner.MigrationError as exc:
+        return plan_scripts([str(f) for f in files], installed or None, str(target))
+    except MigrationError as exc:
         raise AnsibleFilterError("database_migration_plan: %s" % exc)
 
 

@@ -1,22 +1,9 @@
 """Filters of the images role: content hashes that decide when an image is rebuilt."""
-import importlib.util
 import os
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.text.converters import to_native
-
-
-def _load_images_build():
-    # Filters run on the controller, outside AnsiballZ, so the shared pure helpers in
-    # plugins/module_utils are loaded by path rather than through ansible.module_utils.
-    path = os.path.join(os.path.dirname(__file__), "..", "module_utils", "images_build.py")
-    spec = importlib.util.spec_from_file_location("images_build", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_images_build = _load_images_build()
+from ansible_collections.smartid.hermod.plugins.module_utils import images_build as _images_build
 
 
 def images_context_hash(context_dir, *extra):

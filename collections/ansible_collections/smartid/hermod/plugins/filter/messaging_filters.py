@@ -3,16 +3,8 @@
 
 from __future__ import annotations
 
-import os
-import sys
-
 from ansible.errors import AnsibleFilterError
-
-try:
-    from ansible.module_utils import messaging_core as core
-except ImportError:  # filters are loaded without the module_utils search path in some tools
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
-    import messaging_core as core  # type: ignore[no-redef]  # pylint: disable=import-error
+from ansible_collections.smartid.hermod.plugins.module_utils import messaging_core as core
 
 
 def messaging_client_key(client_id, secret):

@@ -8,15 +8,9 @@ before anything on the host changes, and never puts key material into a variable
 from __future__ import annotations
 
 import os
-import sys
 
 from ansible.errors import AnsibleFilterError
-
-try:
-    from ansible.module_utils import traefik_tls as core
-except ImportError:  # filters are loaded without the module_utils search path in some tools
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "module_utils"))
-    import traefik_tls as core  # type: ignore[no-redef]  # pylint: disable=import-error
+from ansible_collections.smartid.hermod.plugins.module_utils import traefik_tls as core
 
 # Debian's and RHEL's system CA bundles: a chain may end at a CA the clients already trust.
 SYSTEM_TRUST_FILES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt")

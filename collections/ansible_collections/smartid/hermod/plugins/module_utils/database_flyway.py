@@ -12,7 +12,7 @@ import json
 import os
 import re
 
-from ansible.module_utils.database_migrations import (
+from ansible_collections.smartid.hermod.plugins.module_utils.database_migrations import (
     MigrationError,
     flyway_checksum,
     format_version,

@@ -13,7 +13,7 @@ description:
     the newest I(keep) dumps with that prefix.
   - C(state=restored) loads I(src) with pg_restore in one transaction. Refuses a database that
     already holds tables unless I(clean=true) (then existing objects are dropped first).
-  - The client runs as in M(database_migrate) (C(docker_exec), C(docker_run) or C(local)); the
+  - The client runs as in M(smartid.hermod.database_migrate) (C(docker_exec), C(docker_run) or C(local)); the
     password travels in the environment only.
 options:
   state:
@@ -42,49 +42,14 @@ options:
     description: Drop existing objects before restoring.
     type: bool
     default: false
-  connection:
-    type: str
-    choices: [docker_exec, docker_run, local]
-    default: docker_exec
-    description: How to reach the database.
-  container:
-    type: str
-    description: Database container (C(docker_exec)).
-  image:
-    type: str
-    description: Image with the PostgreSQL client (C(docker_run)).
-  network:
-    type: str
-    description: Docker network of the throwaway container (C(docker_run)).
-  login_host:
-    type: str
-    default: 127.0.0.1
-    description: Server address as seen by the client.
-  login_port:
-    type: int
-    default: 5432
-    description: Server port.
-  login_user:
-    type: str
-    required: true
-    description: Database user.
-  login_password:
-    type: str
-    required: true
-    description: Its password.
-  database:
-    type: str
-    required: true
-    description: Database name.
-  client_bin_dir:
-    type: path
-    description: Directory of the client tools for C(local).
+extends_documentation_fragment:
+  - smartid.hermod.database_client
 author: Smart ID bundle team
 """
 
 EXAMPLES = r"""
 - name: Ensure a fresh dump exists before the upgrade
-  database_backup:
+  smartid.hermod.database_backup:
     dest_dir: /opt/smartid/backups
     label: 1.0.0
     keep: 5
@@ -116,7 +81,7 @@ import os
 import re
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.database_client import (
+from ansible_collections.smartid.hermod.plugins.module_utils.database_client import (
     DATABASE_CLIENT_REQUIRED_IF,
     ClientError,
     database_client_argument_spec,

@@ -30,53 +30,18 @@ options:
   inspect_only:
     description:
       - Only read the history and return C(installed_version) (and C(history)); never changes anything.
-      - Lets a dry run plan on the controller with the M(database_migration_plan) filter while the
+      - Lets a dry run plan on the controller with the P(smartid.hermod.database_migration_plan#filter) filter while the
         host's copy of the SQL files is not updated yet.
     type: bool
     default: false
-  connection:
-    description: How to reach the database.
-    type: str
-    choices: [docker_exec, docker_run, local]
-    default: docker_exec
-  container:
-    description: Database container name (C(docker_exec)).
-    type: str
-  image:
-    description: Image with psql (C(docker_run)).
-    type: str
-  network:
-    description: Docker network for the throwaway container (C(docker_run)).
-    type: str
-  login_host:
-    description: Server address as seen by the client; inside the container this is loopback.
-    type: str
-    default: 127.0.0.1
-  login_port:
-    description: Server port.
-    type: int
-    default: 5432
-  login_user:
-    description: Database user that owns the schema.
-    type: str
-    required: true
-  login_password:
-    description: Password of I(login_user).
-    type: str
-    required: true
-  database:
-    description: Database name.
-    type: str
-    required: true
-  client_bin_dir:
-    description: Directory of psql for C(local) (default from PATH).
-    type: path
+extends_documentation_fragment:
+  - smartid.hermod.database_client
 author: Smart ID bundle team
 """
 
 EXAMPLES = r"""
 - name: Ensure the messaging schema is at 1.1.0
-  database_migrate:
+  smartid.hermod.database_migrate:
     sql_dir: /opt/smartid/docker/compose/database/sql/postgresql
     target_version: 1.1.0
     container: smartid-database
@@ -121,14 +86,14 @@ applied:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.database_client import (
+from ansible_collections.smartid.hermod.plugins.module_utils.database_client import (
     DATABASE_CLIENT_REQUIRED_IF,
     ClientError,
     database_client_argument_spec,
     database_client_for,
 )
-from ansible.module_utils.database_flyway import installed_version, migrate, read_history
-from ansible.module_utils.database_migrations import MigrationError
+from ansible_collections.smartid.hermod.plugins.module_utils.database_flyway import installed_version, migrate, read_history
+from ansible_collections.smartid.hermod.plugins.module_utils.database_migrations import MigrationError
 
 
 def main():

@@ -82,7 +82,7 @@ author:
 
 EXAMPLES = r"""
 - name: Ensure the messaging settings are consistent
-  messaging_validate:
+  smartid.hermod.messaging_validate:
     clients: "{{ messaging_clients }}"
     public_url: "{{ messaging_public_url }}"
   delegate_to: localhost
@@ -117,11 +117,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-try:
-    from ansible.module_utils import messaging_core as core
-    HAS_CORE_ERROR = None
-except ImportError as exc:  # pragma: no cover
-    HAS_CORE_ERROR = str(exc)
+from ansible_collections.smartid.hermod.plugins.module_utils import messaging_core as core
 
 
 def _read(path):
@@ -251,8 +247,6 @@ def main():
         ),
         supports_check_mode=True,
     )
-    if HAS_CORE_ERROR:
-        module.fail_json(msg="messaging_core module_utils missing: %s" % HAS_CORE_ERROR)
     try:
         errors, warnings, certs, paths = validate(module.params)
     except ImportError as exc:
