@@ -4,7 +4,7 @@ under load, in one run. Writes bench/results/traefik_rotation.json and bench/tra
 
   .venv/bin/python bench/traefik_rotation.py [--duration 15] [--concurrency 16] [--rotations 4]
 
-It deploys its own Traefik test instance with roles/traefik (names trtest-*, see
+It deploys its own Traefik test instance with the traefik role (names trtest-*, see
 tests/tls/stack.py) in front of the backend stand-in (tests/tls/fixtures/standin_backend.py)
 and removes it afterwards (--keep leaves it running). Phases:
   1. direct   POST <base>/command/ping straight to the backend container (HTTP keep-alive)
@@ -47,13 +47,17 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "tls"))
-sys.path.insert(0, str(REPO / "plugins" / "module_utils"))
+# The bundle's collection, imported as Ansible does (ansible_collections.smartid.hermod).
+sys.path.insert(0, str(REPO / "collections"))
 
 # pylint: disable=wrong-import-position
 import stack  # noqa: E402
 from cryptography import x509  # noqa: E402
+from ansible_collections.smartid.hermod.plugins.module_utils.messaging_core import (  # noqa: E402
+    api_key_header,
+    derive_client_key,
+)
 from loadgen import run_load  # noqa: E402
-from messaging_core import api_key_header, derive_client_key  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "traefik_rotation.json"
 REPORT = REPO / "bench" / "traefik_rotation.md"

@@ -12,8 +12,12 @@ import shutil
 import subprocess
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "plugins", "module_utils"))
-from images_build import images_manylinux_platforms, images_pack_context  # noqa: E402
+# The bundle's collection, imported as Ansible does (ansible_collections.smartid.hermod).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "collections"))
+from ansible_collections.smartid.hermod.plugins.module_utils.images_build import (  # noqa: E402
+    images_manylinux_platforms,
+    images_pack_context,
+)
 
 
 def main():

@@ -117,10 +117,6 @@ class Harness:
         env = dict(os.environ)
         env.update({
             "ANSIBLE_CONFIG": os.path.join(ROOT, "ansible.cfg"),
-            "ANSIBLE_ROLES_PATH": os.path.join(ROOT, "roles"),
-            "ANSIBLE_FILTER_PLUGINS": os.path.join(ROOT, "plugins", "filter"),
-            "ANSIBLE_LIBRARY": os.path.join(ROOT, "plugins", "modules"),
-            "ANSIBLE_MODULE_UTILS": os.path.join(ROOT, "plugins", "module_utils"),
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_FORCE_COLOR": "0",
             "ANSIBLE_RETRY_FILES_ENABLED": "0",

@@ -128,6 +128,6 @@ def test_service_tls_deploy_is_idempotent_and_quiet(stack, tmp_path):
     # The role repairs the mode and restarts the service, and the check passes again.
     fixed = h.run("site_messaging.yml")
     assert fixed.returncode == 0, fixed.output[-6000:]
-    assert "RUNNING HANDLER [messaging : Restart messaging]" in fixed.output
+    assert "RUNNING HANDLER [smartid.hermod.messaging : Restart messaging]" in fixed.output
     assert "certificates loaded before the banner: callback-ca.cer" in fixed.output
     assert h.run("verify_messaging.yml").returncode == 0

@@ -19,8 +19,6 @@ HEX64 = re.compile(r"\b[0-9a-f]{64}\b")
 
 def run(*extra):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_NOCOLOR="1",
-               ANSIBLE_FILTER_PLUGINS=os.path.join(ROOT, "plugins", "filter"),
-               ANSIBLE_MODULE_UTILS=os.path.join(ROOT, "plugins", "module_utils"),
                PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""))
     cmd = [os.path.join(VENV_BIN, "ansible-playbook"), "-i", "localhost,", PLAYBOOK,
            "-e", "ansible_python_interpreter=" + sys.executable, *extra]

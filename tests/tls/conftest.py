@@ -1,4 +1,4 @@
-"""Fixtures of the TLS tests: a real Traefik test instance deployed with roles/traefik.
+"""Fixtures of the TLS tests: a real Traefik test instance deployed with the traefik role.
 
 By default the session deploys its own instance (everything named trtest-*):
   - networks trtest-net (the instance's "smartid" network) and trtest-outside (a separate

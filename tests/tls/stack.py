@@ -54,10 +54,6 @@ def ansible_env():
     env = dict(os.environ)
     env.update(
         ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-        ANSIBLE_ROLES_PATH=str(REPO / "roles"),
-        ANSIBLE_FILTER_PLUGINS=str(REPO / "plugins" / "filter"),
-        ANSIBLE_LIBRARY=str(REPO / "plugins" / "modules"),
-        ANSIBLE_MODULE_UTILS=str(REPO / "plugins" / "module_utils"),
         ANSIBLE_NOCOLOR="1",
     )
     return env

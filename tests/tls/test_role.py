@@ -1,4 +1,4 @@
-"""roles/traefik on a real Docker engine: idempotent, check mode clean, files and modes."""
+"""The traefik role (smartid.hermod.traefik) on a real Docker engine: idempotent, check mode clean, files and modes."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
 """Helpers for the database tests (imported explicitly; tests/conftest.py belongs to the lead).
 
-- `load_database_module_utils()` makes `ansible.module_utils.database_*` importable from
-  plugins/module_utils, as the module's AnsiballZ payload would.
 - `PostgresCluster`: a throwaway PostgreSQL 15 cluster run as user postgres with the host's
   /usr/lib/postgresql/15/bin, listening on 127.0.0.1 with scram-sha-256 auth.
 """
@@ -17,17 +15,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULE_UTILS = ROOT / "plugins" / "module_utils"
 PG_BIN = Path(os.environ.get("DBTEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 # PostgresCluster needs the server binaries, and runuser to run them as postgres.
 HAVE_PG = (PG_BIN / "initdb").exists() and shutil.which("runuser") is not None
-
-
-def load_database_module_utils():
-    import ansible.module_utils as mu
-
-    if str(MODULE_UTILS) not in list(mu.__path__):
-        mu.__path__.append(str(MODULE_UTILS))
 
 
 def _free_port():

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from conftest_database import ROOT
+from ansible_collections.smartid.hermod.plugins.filter import database_migrations
 
 
 def _filters():
-    spec = importlib.util.spec_from_file_location(
-        "dbtest_filter", ROOT / "plugins" / "filter" / "database_migrations.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.FilterModule().filters()
+    return database_migrations.FilterModule().filters()
 
 
 def test_filter_plans_upgrade():

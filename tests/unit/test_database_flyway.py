@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from conftest_database import HAVE_PG, PG_BIN, load_database_module_utils, write_fixture_sql
-
-load_database_module_utils()
-
-from ansible.module_utils.database_client import ClientError, DatabaseClient  # noqa: E402
-from ansible.module_utils.database_flyway import apply_script, migrate, read_history  # noqa: E402
-from ansible.module_utils.database_migrations import (  # noqa: E402
+from ansible_collections.smartid.hermod.plugins.module_utils.database_client import ClientError, DatabaseClient
+from ansible_collections.smartid.hermod.plugins.module_utils.database_flyway import apply_script, migrate, read_history
+from ansible_collections.smartid.hermod.plugins.module_utils.database_migrations import (
     MigrationError,
     flyway_checksum,
     parse_migration,
 )
+from conftest_database import HAVE_PG, PG_BIN, write_fixture_sql
 
 pytestmark = pytest.mark.skipif(not HAVE_PG, reason="needs PostgreSQL 15 server binaries and runuser")
 

@@ -9,11 +9,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from conftest_database import load_database_module_utils
-
-load_database_module_utils()
-
-from ansible.module_utils.database_migrations import (  # noqa: E402
+from ansible_collections.smartid.hermod.plugins.module_utils.database_migrations import (
     MigrationError,
     flyway_checksum,
     parse_migrations,

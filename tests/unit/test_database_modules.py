@@ -16,35 +16,21 @@ from pathlib import Path
 
 import pytest
 
-from conftest_database import PG_BIN, ROOT, load_database_module_utils, wait_for, write_fixture_sql
-
-load_database_module_utils()
-
-from ansible.module_utils.database_migrations import flyway_checksum  # noqa: E402
+from ansible_collections.smartid.hermod.plugins.module_utils.database_migrations import flyway_checksum
+from ansible_collections.smartid.hermod.plugins.modules import database_backup
+from conftest_database import PG_BIN, ROOT, wait_for, write_fixture_sql
 
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 
 
-def _load_backup_module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("dbtest_backup", ROOT / "plugins" / "modules" / "database_backup.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def run_play(tmp_path, tasks, extra_args=()):
-    """Run tasks on localhost with the bundle's plugin paths; returns (rc, output, results)."""
+    """Run tasks on localhost with the bundle's ansible.cfg (its collection); returns (rc, output, results)."""
     play = [{"name": "dbtest", "hosts": "localhost", "gather_facts": False, "tasks": tasks}]
     path = tmp_path / ("play-%s.yml" % uuid.uuid4().hex[:8])
     path.write_text(json.dumps(play))
     env = dict(
         os.environ,
         ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"),
-        ANSIBLE_LIBRARY=str(ROOT / "plugins" / "modules"),
-        ANSIBLE_MODULE_UTILS=str(ROOT / "plugins" / "module_utils"),
-        ANSIBLE_FILTER_PLUGINS=str(ROOT / "plugins" / "filter"),
         ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
         ANSIBLE_LOCALHOST_WARNING="false",
         ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
@@ -73,7 +59,7 @@ def migrate_task(db, sql_dir, version, **extra):
         "login_user": db.user, "login_password": db.password, "database": db.database,
     }
     args.update(extra)
-    return {"name": "migrate", "database_migrate": args}
+    return {"name": "migrate", "smartid.hermod.database_migrate": args}
 
 
 def test_module_check_mode_apply_second_run_and_no_password_in_output(db, tmp_path):
@@ -108,7 +94,7 @@ def test_module_fails_on_modified_applied_file_without_changing(db, tmp_path):
 def test_module_inspect_only_reports_installed_version(db, tmp_path):
     sql_dir = write_fixture_sql(tmp_path / "sql")
     rc, out, res = run_play(tmp_path, [
-        {"name": "inspect", "database_migrate": {"inspect_only": True, "connection": "local",
+        {"name": "inspect", "smartid.hermod.database_migrate": {"inspect_only": True, "connection": "local",
                                                   "client_bin_dir": str(PG_BIN), "login_port": db.port,
                                                   "login_user": db.user, "login_password": db.password,
                                                   "database": db.database}},
@@ -128,7 +114,7 @@ def test_backup_dump_retention_and_restore_into_empty_database(db, tmp_path):
     assert rc == 0, out
     db.psql("INSERT INTO command (client_id, body) SELECT 'c' || i, '{}' FROM generate_series(1, 50) i")
     dump = dict(common, state="dumped", dest_dir=str(backups), keep=2, label="1.0.0")
-    rc, out, res = run_play(tmp_path, [{"name": "d%d" % i, "database_backup": dump} for i in range(3)], ["-vvvv"])
+    rc, out, res = run_play(tmp_path, [{"name": "d%d" % i, "smartid.hermod.database_backup": dump} for i in range(3)], ["-vvvv"])
     assert rc == 0, out
     assert db.password not in out
     files = sorted(p.name for p in backups.iterdir())
@@ -137,11 +123,11 @@ def test_backup_dump_retention_and_restore_into_empty_database(db, tmp_path):
     assert oct(os.stat(res[2]["path"]).st_mode & 0o777) == "0o600"
 
     restore = dict(common, state="restored", src=res[2]["path"])
-    rc, out, res_r = run_play(tmp_path, [{"name": "r", "database_backup": restore}])
+    rc, out, res_r = run_play(tmp_path, [{"name": "r", "smartid.hermod.database_backup": restore}])
     assert rc != 0 and "already holds" in res_r[0]["msg"]
 
     db.reset()
-    rc, out, _ = run_play(tmp_path, [{"name": "r", "database_backup": restore}])
+    rc, out, _ = run_play(tmp_path, [{"name": "r", "smartid.hermod.database_backup": restore}])
     assert rc == 0, out
     assert db.psql("SELECT count(*) FROM command") == "50"
     assert db.psql("SELECT version FROM flyway_schema_history") == "1.0.0"
@@ -150,14 +136,13 @@ def test_backup_dump_retention_and_restore_into_empty_database(db, tmp_path):
 
 
 def test_backup_retention_selection():
-    module = _load_backup_module()
     names = ["database-hermod-20260101T000000.000001Z-schema-1.0.0.dump",
              "database-hermod-20260102T000000.000001Z.dump",
              "database-hermod-20260103T000000.000001Z-schema-1.1.0.dump",
              "database-other-20250101T000000.000001Z.dump", ".database-hermod-x.partial", "notes.txt"]
-    assert module.select_expired(names, "database-hermod", 2) == [names[0]]
-    assert module.select_expired(names, "database-hermod", 0) == []
-    assert module.select_expired(names, "database-hermod", 5) == []
+    assert database_backup.select_expired(names, "database-hermod", 2) == [names[0]]
+    assert database_backup.select_expired(names, "database-hermod", 0) == []
+    assert database_backup.select_expired(names, "database-hermod", 5) == []
 
 
 # docker_exec against the image ----------------------------------------------------------------
@@ -196,9 +181,9 @@ def test_docker_exec_migrates_inside_the_container(pg_container, tmp_path):
     args = {"sql_dir": str(sql_dir), "connection": "docker_exec", "container": name, "login_user": "hermod",
             "login_password": password, "database": "hermod"}
     rc, out, res = run_play(tmp_path, [
-        {"name": "a", "database_migrate": dict(args, target_version="1.0.0")},
-        {"name": "b", "database_migrate": dict(args, target_version="1.10.0")},
-        {"name": "c", "database_migrate": dict(args, target_version="1.10.0")},
+        {"name": "a", "smartid.hermod.database_migrate": dict(args, target_version="1.0.0")},
+        {"name": "b", "smartid.hermod.database_migrate": dict(args, target_version="1.10.0")},
+        {"name": "c", "smartid.hermod.database_migrate": dict(args, target_version="1.10.0")},
     ], ["-vvvv"])
     assert rc == 0, out
     assert password not in out
@@ -213,7 +198,7 @@ def test_docker_exec_migrates_inside_the_container(pg_container, tmp_path):
 def test_docker_exec_with_wrong_password_fails_cleanly(pg_container, tmp_path):
     name, _ = pg_container
     sql_dir = write_fixture_sql(tmp_path / "sql")
-    rc, out, res = run_play(tmp_path, [{"name": "a", "database_migrate": {
+    rc, out, res = run_play(tmp_path, [{"name": "a", "smartid.hermod.database_migrate": {
         "sql_dir": str(sql_dir), "connection": "docker_exec", "container": name, "login_user": "hermod",
         "login_password": "wrong-one-123", "database": "hermod", "target_version": "1.0.0"}}])
     assert rc != 0 and "password authentication failed" in res[0]["msg"]
@@ -222,7 +207,7 @@ def test_docker_exec_with_wrong_password_fails_cleanly(pg_container, tmp_path):
 
 def test_empty_container_name_fails_cleanly(tmp_path):
     sql_dir = write_fixture_sql(tmp_path / "sql")
-    rc, out, res = run_play(tmp_path, [{"name": "a", "database_migrate": {
+    rc, out, res = run_play(tmp_path, [{"name": "a", "smartid.hermod.database_migrate": {
         "sql_dir": str(sql_dir), "connection": "docker_exec", "container": "", "login_user": "hermod",
         "login_password": "empty-container-pw-1", "database": "hermod", "target_version": "1.0.0"}}])
     assert rc != 0 and res[0]["msg"] == "connection docker_exec needs the container name"

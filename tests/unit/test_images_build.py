@@ -1,11 +1,9 @@
 """Unit tests of the image build helpers (content hashes, wheel platforms, build command)."""
 import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "plugins", "module_utils"))
-import images_build  # noqa: E402
+from ansible_collections.smartid.hermod.plugins.module_utils import images_build
 
 
 @pytest.fixture

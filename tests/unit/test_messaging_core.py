@@ -7,8 +7,6 @@ import datetime
 import hashlib
 import hmac
 import json
-import os
-import sys
 
 import pytest
 from cryptography import x509
@@ -19,16 +17,8 @@ from cryptography.x509.oid import NameOID
 from hypothesis import given
 from hypothesis import strategies as st
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "plugins", "module_utils"))
-sys.path.insert(0, os.path.join(ROOT, "plugins", "filter"))
-sys.path.insert(0, os.path.join(ROOT, "plugins", "modules"))
-
-import messaging_core as core  # noqa: E402  pylint: disable=wrong-import-position
-import messaging_filters  # noqa: E402  pylint: disable=wrong-import-position
-
-# The module imports its logic the AnsiballZ way; give it the same file here.
-sys.modules.setdefault("ansible.module_utils.messaging_core", core)
+from ansible_collections.smartid.hermod.plugins.filter import messaging_filters
+from ansible_collections.smartid.hermod.plugins.module_utils import messaging_core as core
 
 NOW = datetime.datetime(2026, 6, 1, tzinfo=datetime.timezone.utc)
 DAY = datetime.timedelta(days=1)
@@ -529,7 +519,7 @@ def test_diagnose_container_not_running_first():
 
 
 def test_module_validate_collects_folder_and_variable_inputs(tmp_path):
-    import messaging_validate as mod
+    from ansible_collections.smartid.hermod.plugins.modules import messaging_validate as mod
     _, c1 = make_cert("one")
     _, c2 = make_cert("two")
     folder = tmp_path / "cacerts"
@@ -550,7 +540,7 @@ def test_module_validate_collects_folder_and_variable_inputs(tmp_path):
 
 
 def test_module_validate_keystore_rules(tmp_path):
-    import messaging_validate as mod
+    from ansible_collections.smartid.hermod.plugins.modules import messaging_validate as mod
     ks = tmp_path / "ks.p12"
     ks.write_bytes(make_p12(b"right"))
     params = {"clients": [], "client_key_secret": "", "allow_http_callbacks": False,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
-import sys
 
 import pytest
 from cryptography import x509
@@ -15,12 +13,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hypothesis import given
 from hypothesis import strategies as st
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(ROOT, "plugins", "module_utils"))
-sys.path.insert(0, os.path.join(ROOT, "plugins", "filter"))
-
-import traefik_filters  # noqa: E402  pylint: disable=wrong-import-position
-import traefik_tls as core  # noqa: E402  pylint: disable=wrong-import-position
+from ansible_collections.smartid.hermod.plugins.filter import traefik_filters
+from ansible_collections.smartid.hermod.plugins.module_utils import traefik_tls as core
 
 NOW = datetime.datetime(2026, 6, 1, tzinfo=datetime.timezone.utc)
 DAY = datetime.timedelta(days=1)
