@@ -55,7 +55,7 @@ import yaml  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 
 import pgtools  # noqa: E402
-from hermod_ref import apikey, jws  # noqa: E402
+from hermod_ref.api import apikey, jws  # noqa: E402
 
 KEY = "5a" * 32
 CB_AUTH = "cb:bench-pw"

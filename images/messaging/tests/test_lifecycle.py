@@ -6,7 +6,7 @@ import psycopg
 import requests
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from hermod_ref import jws
+from hermod_ref.api import jws
 from helpers import DA, IDM, api_key
 
 NONCE = "nonce-0123456789"

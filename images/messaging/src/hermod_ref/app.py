@@ -7,11 +7,14 @@ import logging
 import signal
 from dataclasses import dataclass
 
-from . import api_admin, api_commands, api_device, db, metrics, store
+from . import metrics
+from .api import admin, commands, device
 from .config import Config
-from .dispatcher import Dispatcher, Sweeper
-from .httpserver import HttpProtocol, HttpServer, Router
+from .delivery.dispatcher import Dispatcher, Sweeper
+from .http.routing import Router
+from .http.server import HttpProtocol, HttpServer
 from .release import Release
+from .store import db, queries
 
 log = logging.getLogger("hermod")
 
@@ -21,16 +24,16 @@ class Service:
     cfg: Config
     release: Release
     pool: object = None
-    commands: store.Commands | None = None
+    commands: queries.Commands | None = None
     dispatcher: Dispatcher | None = None
 
 
 def build_router(service: Service) -> Router:
     router = Router()
     # The device routes are patterns: added first, they are tried first.
-    api_device.add_routes(router, service)
-    api_commands.add_routes(router, service)
-    api_admin.add_routes(router, service)
+    device.add_routes(router, service)
+    commands.add_routes(router, service)
+    admin.add_routes(router, service)
     return router
 
 
@@ -41,7 +44,7 @@ async def serve(cfg: Config, release: Release, client_ssl, server_ssl, node: str
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     pool = await db.create_pool(cfg.database)
-    service = Service(cfg, release, pool, store.Commands(pool))
+    service = Service(cfg, release, pool, queries.Commands(pool))
     service.dispatcher = Dispatcher(cfg, pool, release, client_ssl, node)
     sweeper = Sweeper(cfg, pool, service.dispatcher)
     http = HttpServer(build_router(service), cfg.max_body_size)

@@ -88,6 +88,11 @@ _JDBC = re.compile(r"^jdbc:postgresql://(?P<host>[^/:?]+)(?::(?P<port>\d+))?/(?P
 _BASE_PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)*$")
 
 
+def valid_client_id(client_id: str) -> bool:
+    """A client id as allowed-clients and /util/generateclient accept it."""
+    return bool(_CLIENT_ID.match(client_id))
+
+
 def kebab(key: str) -> str:
     """keyStoreType -> key-store-type; already kebab keys are unchanged."""
     return _CAMEL.sub(r"-\1", key).lower()
@@ -258,7 +263,7 @@ def _clients(reader: _Reader) -> dict[str, Client]:
         if unknown:
             raise ConfigError(f"{key}.{sorted(unknown)[0]}: unknown client setting")
         cid = item.get("client-id")
-        if not isinstance(cid, str) or not _CLIENT_ID.match(cid):
+        if not isinstance(cid, str) or not valid_client_id(cid):
             raise ConfigError(f"{key}.client-id: required, 1-64 of letters, digits, '.', '_', '-'")
         if cid in clients:
             raise ConfigError(f"{key}.client-id: duplicate client id {cid!r}")

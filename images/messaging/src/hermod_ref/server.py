@@ -14,7 +14,10 @@ import signal
 import socket
 import sys
 
-from . import banner, config, db, logsetup, metrics, release as releases, schema, tls, truststore
+from . import banner, config, logsetup, metrics, release as releases
+from .delivery import truststore
+from .http import tls
+from .store import db, schema
 
 log = logging.getLogger("hermod")
 

@@ -20,7 +20,7 @@ import aiohttp
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from .. import jws
+from ..api import jws
 
 
 class Device:

@@ -11,8 +11,10 @@ import uuid
 
 import orjson
 
-from . import jws, metrics, store
-from .http import Request, Response, error, json_response
+from .. import metrics
+from ..http.messages import Request, Response, error, json_response
+from ..store import queries
+from . import jws
 
 REFERENCE = r"[A-Za-z0-9_-]{20,64}"
 _REFERENCE = re.compile(REFERENCE)
@@ -32,7 +34,7 @@ def _canonical_jwk(jwk: dict) -> str:
 
 async def _refusal(service, request, reference: str, action: str) -> Response:
     """Say why a fetch or answer did not apply (only run when it did not)."""
-    row = await service.pool.fetchrow(store.COMMAND_STATE, reference)
+    row = await service.pool.fetchrow(queries.COMMAND_STATE, reference)
     if row is None:
         return error(request, 404, "unknown command reference")
     if row["state"] == "expired" or not row["live"]:

@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from hermod_ref.http import json_response
-from hermod_ref.httpserver import HttpProtocol, HttpServer, Router
+from hermod_ref.http.messages import json_response
+from hermod_ref.http.routing import Router
+from hermod_ref.http.server import HttpProtocol, HttpServer
 
 
 def make_router(static_dir=None) -> Router:

@@ -6,7 +6,7 @@ a schema older than its release needs.
 
 from __future__ import annotations
 
-from .release import parse_version
+from ..release import parse_version
 
 
 class SchemaError(RuntimeError):

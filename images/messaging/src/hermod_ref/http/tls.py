@@ -8,7 +8,7 @@ import tempfile
 
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, pkcs12
 
-from .config import Ssl
+from ..config import Ssl
 
 
 class KeystoreError(RuntimeError):

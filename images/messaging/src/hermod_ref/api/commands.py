@@ -7,18 +7,19 @@ import secrets
 import time
 import uuid
 
-from . import apikey, commands, metrics
-from .http import Request, Response, error, json_response
+from .. import metrics
+from ..http.messages import Request, Response, error, json_response
+from . import apikey, command_body
 
 log = logging.getLogger("hermod.commands")
 
 
 def add_routes(router, service) -> None:
     cfg = service.cfg
-    limits = commands.Limits(cfg.default_lifespan, cfg.max_lifespan, cfg.default_timeout, cfg.max_timeout)
+    limits = command_body.Limits(cfg.default_lifespan, cfg.max_lifespan, cfg.default_timeout, cfg.max_timeout)
     device_base = f"{cfg.public_url}/command/"
 
-    accepted = {t: metrics.ACCEPTED.labels(t) for t in commands.COMMAND_KEYS}
+    accepted = {t: metrics.ACCEPTED.labels(t) for t in command_body.COMMAND_KEYS}
     unauthorized = metrics.REJECTED.labels("unauthorized")
     invalid = metrics.REJECTED.labels("invalid")
 
@@ -30,8 +31,8 @@ def add_routes(router, service) -> None:
             return error(request, 401, "missing, malformed or unknown X-Api-Key",
                          headers={"WWW-Authenticate": 'ApiKey header="X-Api-Key"'})
         try:
-            cmd = commands.parse(command_type, request.body, limits)
-        except commands.BadCommand as exc:
+            cmd = command_body.parse(command_type, request.body, limits)
+        except command_body.BadCommand as exc:
             invalid.inc()
             return error(request, 400, str(exc))
         message_id = uuid.uuid4()
@@ -50,6 +51,6 @@ def add_routes(router, service) -> None:
             "timeout": cmd.timeout,
         }, status=202)
 
-    for command_type in commands.COMMAND_KEYS:
+    for command_type in command_body.COMMAND_KEYS:
         router.add("POST", f"{cfg.base_path}/command/{command_type}",
                    lambda request, command_type=command_type: accept(request, command_type))

@@ -136,7 +136,7 @@ def test_claims_never_overlap(database):
 
     import asyncpg
 
-    from hermod_ref import store
+    from hermod_ref.store import queries
 
     dsn = database("V1.1.0__base_version.sql")
     with psycopg.connect(dsn) as conn:
@@ -151,7 +151,7 @@ def test_claims_never_overlap(database):
         conn = await asyncpg.connect(dsn)
         got = []
         while True:
-            rows = await conn.fetch(store.CLAIM, name, 60, 37)
+            rows = await conn.fetch(queries.CLAIM, name, 60, 37)
             if not rows:
                 break
             got += [r["id"] for r in rows]

@@ -9,10 +9,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hermod_ref import apikey, commands, jws
+from hermod_ref.api import apikey, command_body, jws
 from hermod_ref.config import Client
 
-LIMITS = commands.Limits(300, 3600, 60, 600)
+LIMITS = command_body.Limits(300, 3600, 60, 600)
 KEY = "0f" * 32
 CLIENTS = {"idm": Client("idm", KEY, "g", "https://x", None)}
 
@@ -43,18 +43,18 @@ def body(**cmd):
 
 
 def test_command_defaults_and_caps():
-    c = commands.parse("sign", json.dumps({"signCommand": body(responseformat="json")}).encode(), LIMITS)
+    c = command_body.parse("sign", json.dumps({"signCommand": body(responseformat="json")}).encode(), LIMITS)
     assert (c.lifespan, c.timeout, c.response_format) == (300, 60, "json")
-    c = commands.parse("provision", json.dumps({"commandHeader": {"lifespan": 10**9, "timeout": 5},
+    c = command_body.parse("provision", json.dumps({"commandHeader": {"lifespan": 10**9, "timeout": 5},
                                                 "provCommand": body()}).encode(), LIMITS)
     assert (c.lifespan, c.timeout, c.response_format) == (3600, 5, "jws")
     assert json.loads(c.payload) == body()
     # Integers beyond 64 bits and 2.0 are JSON Schema integers: capped.
-    c = commands.parse("ping", b'{"commandHeader": {"lifespan": 2831653376034793324544, "timeout": 2.0},'
+    c = command_body.parse("ping", b'{"commandHeader": {"lifespan": 2831653376034793324544, "timeout": 2.0},'
                                b'"pingCommand": ' + json.dumps(body()).encode() + b"}", LIMITS)
     assert (c.lifespan, c.timeout) == (3600, 2)
     # Numbers in the command object reach the device exactly.
-    c = commands.parse("ping", b'{"pingCommand": ' + json.dumps({**body(), "n": 2**70}).encode() + b"}", LIMITS)
+    c = command_body.parse("ping", b'{"pingCommand": ' + json.dumps({**body(), "n": 2**70}).encode() + b"}", LIMITS)
     assert json.loads(c.payload)["n"] == 2**70
 
 
@@ -76,8 +76,8 @@ def test_command_defaults_and_caps():
 ])
 def test_command_errors_name_the_field(ctype, doc, message):
     raw = doc if isinstance(doc, str) else json.dumps(doc)
-    with pytest.raises(commands.BadCommand) as err:
-        commands.parse(ctype, raw.encode(), LIMITS)
+    with pytest.raises(command_body.BadCommand) as err:
+        command_body.parse(ctype, raw.encode(), LIMITS)
     assert str(err.value).startswith(message), str(err.value)
 
 
@@ -87,7 +87,7 @@ JSONISH = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(all
 
 
 @settings(max_examples=300)
-@given(st.sampled_from(list(commands.COMMAND_KEYS)), st.one_of(
+@given(st.sampled_from(list(command_body.COMMAND_KEYS)), st.one_of(
     st.binary(max_size=200),
     JSONISH.map(lambda d: json.dumps(d).encode()),
     st.fixed_dictionaries({"commandHeader": JSONISH, "pingCommand": JSONISH}).map(lambda d: json.dumps(d).encode()),
@@ -96,8 +96,8 @@ JSONISH = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(all
 ))
 def test_command_parser_only_raises_bad_command(ctype, raw):
     try:
-        c = commands.parse(ctype, raw, LIMITS)
-    except commands.BadCommand:
+        c = command_body.parse(ctype, raw, LIMITS)
+    except command_body.BadCommand:
         return
     assert 1 <= c.lifespan <= 3600 and 1 <= c.timeout <= 600 and c.response_format in ("jws", "json")
 
@@ -172,7 +172,7 @@ def test_jwk_parse_only_raises_jws_error(jwk):
 def test_generated_snippet_reads_back_the_same_id(client_id):
     import yaml
 
-    from hermod_ref.api_admin import client_snippet
+    from hermod_ref.api.admin import client_snippet
 
     text = client_snippet(client_id)
     entry = yaml.safe_load(text)[0]

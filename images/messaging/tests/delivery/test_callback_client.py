@@ -10,7 +10,7 @@ import ssl
 import pytest
 
 import certs
-from hermod_ref.callback_client import CallbackClient, CallbackError, Target
+from hermod_ref.delivery.callback_client import CallbackClient, CallbackError, Target
 
 
 class Peer:

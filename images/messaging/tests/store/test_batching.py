@@ -12,7 +12,7 @@ import pytest
 
 from helpers import ReceiverThread, make_home
 
-from hermod_ref.batching import Batcher
+from hermod_ref.store.batching import Batcher
 
 
 def run(coro):
@@ -113,18 +113,18 @@ def test_a_lone_request_is_not_held_back():
 
 @pytest.fixture
 def commands(database):
-    """(dsn, factory) -> store.Commands on an asyncpg pool, inside a running loop."""
+    """(dsn, factory) -> queries.Commands on an asyncpg pool, inside a running loop."""
     return database("V1.1.0__base_version.sql")
 
 
 async def _with_commands(dsn, body):
     import asyncpg
 
-    from hermod_ref import store
+    from hermod_ref.store import queries
 
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
     try:
-        return await body(store.Commands(pool, max_inflight=1), pool)
+        return await body(queries.Commands(pool, max_inflight=1), pool)
     finally:
         await pool.close()
 

@@ -7,9 +7,11 @@ import json
 
 import yaml
 
-from . import apikey, metrics, openapi, store
-from .config import _CLIENT_ID
-from .http import Response, error, json_response, text_response
+from .. import metrics
+from ..store import queries
+from ..config import valid_client_id
+from ..http.messages import Response, error, json_response, text_response
+from . import apikey, openapi
 
 try:
     from swagger_ui_bundle import swagger_ui_path
@@ -48,7 +50,7 @@ def client_snippet(client_id: str) -> str:
 def add_routes(router, service) -> None:
     async def generate_client(request):
         client_id = request.match_info["client_id"]
-        if not _CLIENT_ID.match(client_id):
+        if not valid_client_id(client_id):
             return error(request, 400, "client-id: 1-64 of letters, digits, '.', '_', '-'")
         return text_response(client_snippet(client_id), "application/yaml", headers={"Cache-Control": "no-store"})
 
@@ -67,7 +69,7 @@ def add_routes(router, service) -> None:
         gauges = None
         try:
             async with asyncio.timeout(2):
-                row = await service.pool.fetchrow(store.CALLBACK_GAUGES)
+                row = await service.pool.fetchrow(queries.CALLBACK_GAUGES)
             gauges = {
                 "hermod_callbacks_pending": (row["pending"], "Callbacks not yet delivered (cluster-wide)"),
                 "hermod_callbacks_retrying": (row["retrying"], "Callbacks waiting for a retry (cluster-wide)"),

@@ -15,11 +15,12 @@ import logging
 import random
 import time
 
-from . import metrics, store
-from .batching import Batcher
+from .. import metrics
+from ..config import Config
+from ..release import Release
+from ..store import queries
+from ..store.batching import Batcher
 from .callback_client import CallbackClient, CallbackError, Target
-from .config import Config
-from .release import Release
 
 log = logging.getLogger("hermod.callbacks")
 
@@ -35,7 +36,7 @@ class Dispatcher:
     keep-alive connections (callback_client.py). Claiming is pipelined: the next batch
     is claimed while deliveries are in flight, up to `concurrency` of them, and each
     outcome is recorded as soon as its attempt ends, outcomes ending together in one
-    statement (store.record_outcomes_sql through a Batcher). So a slow or dead callback
+    statement (queries.record_outcomes_sql through a Batcher). So a slow or dead callback
     target holds up its own callbacks only."""
 
     def __init__(self, cfg: Config, pool, release: Release, ssl_ctx, node: str):
@@ -48,7 +49,7 @@ class Dispatcher:
         self._inflight = 0
         self._slot_free = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
-        self._record_sql = store.record_outcomes_sql(release.records_attempts)
+        self._record_sql = queries.record_outcomes_sql(release.records_attempts)
         self.outcomes = Batcher(self._record_many, None, max_batch=500, max_inflight=2)
         # per client, computed once: where to POST and the Authorization header
         self._targets = {cid: Target(c.callback_url, _basic_auth(*c.basic_auth) if c.basic_auth else None)
@@ -74,7 +75,7 @@ class Dispatcher:
 
     def reserve(self) -> bool:
         """A delivery slot for a callback about to be queued already claimed by this node
-        (store.ANSWER with a lease owner); False when full or stopping: then the callback
+        (queries.ANSWER with a lease owner); False when full or stopping: then the callback
         is queued unclaimed and the claim loop picks it up."""
         if self._stopping or self._inflight >= self.cfg.callback_concurrency:
             return False
@@ -100,7 +101,7 @@ class Dispatcher:
                 await self._slot_free.wait()
                 continue
             try:
-                claimed = await self.pool.fetch(store.CLAIM, self.node, self.cfg.callback_lease, room)
+                claimed = await self.pool.fetch(queries.CLAIM, self.node, self.cfg.callback_lease, room)
             except Exception as exc:  # database away: keep trying, readiness reports it
                 log.warning("Claiming callbacks failed: %s", type(exc).__name__)
                 await asyncio.sleep(self.cfg.callback_poll_interval)
@@ -210,7 +211,7 @@ class Sweeper:
     async def run(self) -> None:
         while not self._stopping:
             try:
-                rows = await self.pool.fetch(store.EXPIRE, 500)
+                rows = await self.pool.fetch(queries.EXPIRE, 500)
             except Exception as exc:
                 log.warning("Expiring commands failed: %s", type(exc).__name__)
                 rows = []

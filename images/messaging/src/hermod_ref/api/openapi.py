@@ -1,13 +1,13 @@
 """The OpenAPI 3.0 document of the service (served at /v3/api-docs).
 
-It describes the same rules that commands.py and api_device.py enforce, so that
+It describes the same rules that command_body.py and device.py enforce, so that
 generated requests (schemathesis) exercise the real validation.
 """
 
 from __future__ import annotations
 
-from .api_device import REFERENCE
-from .commands import COMMAND_KEYS, MAX_NONCE, MAX_USERID, MIN_NONCE
+from .device import REFERENCE
+from .command_body import COMMAND_KEYS, MAX_NONCE, MAX_USERID, MIN_NONCE
 
 
 def _error(description: str) -> dict:

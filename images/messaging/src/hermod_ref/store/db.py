@@ -8,7 +8,7 @@ import time
 
 import asyncpg
 
-from .config import Database
+from ..config import Database
 
 log = logging.getLogger("hermod.db")
 

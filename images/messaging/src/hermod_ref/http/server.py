@@ -19,9 +19,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import mimetypes
-import os
-import re
 import time
 from email.utils import formatdate
 from http import HTTPStatus
@@ -29,7 +26,7 @@ from urllib.parse import unquote
 
 import httptools
 
-from .http import HttpError, Request, Response, error
+from .messages import HttpError, Request, Response, error
 
 log = logging.getLogger("hermod.http")
 
@@ -37,87 +34,6 @@ MAX_HEAD = 16 * 1024
 # Requests read ahead of the one being answered before the connection stops reading.
 MAX_QUEUED = 8
 _PHRASES = {s.value: s.phrase for s in HTTPStatus}
-
-
-def _path_regex(path: str) -> str:
-    """'/a/{name}/b/{ref:[a-z]{2,4}}' -> a regex with named groups (a pattern may hold braces)."""
-    out, i = [], 0
-    while i < len(path):
-        if path[i] != "{":
-            out.append(re.escape(path[i]))
-            i += 1
-            continue
-        depth, j = 1, i + 1
-        while depth:
-            depth += {"{": 1, "}": -1}.get(path[j], 0)
-            j += 1
-        name, _, pattern = path[i + 1:j - 1].partition(":")
-        out.append(f"(?P<{name}>{pattern or '[^/]+'})")
-        i = j
-    return "".join(out)
-
-
-class Router:
-    """Exact paths first (a dict lookup), then patterns ({name} or {name:regex}), then static folders."""
-
-    def __init__(self):
-        self._exact: dict[str, dict[str, object]] = {}
-        self._patterns: list[tuple[re.Pattern, dict[str, object]]] = []
-        self._static: list[tuple[str, str]] = []
-        self._files: dict[str, Response] = {}
-
-    def add(self, method: str, path: str, handler) -> None:
-        if "{" not in path:
-            self._exact.setdefault(path, {})[method] = handler
-            return
-        regex = _path_regex(path)
-        for pattern, methods in self._patterns:
-            if pattern.pattern == regex:
-                methods[method] = handler
-                return
-        self._patterns.append((re.compile(regex), {method: handler}))
-
-    def static(self, prefix: str, folder: str) -> None:
-        """GET <prefix>/<file> from the files directly inside `folder`."""
-        self._static.append((prefix.rstrip("/") + "/", os.path.realpath(folder)))
-
-    def resolve(self, method: str, path: str):
-        """(handler, match_info); HttpError 404 or 405 (with Allow)."""
-        match_info: dict[str, str] = {}
-        methods = self._exact.get(path)
-        if methods is None:
-            for pattern, candidates in self._patterns:
-                found = pattern.fullmatch(path)
-                if found:
-                    methods, match_info = candidates, found.groupdict()
-                    break
-        if methods is None:
-            methods = self._static_methods(path)
-        if methods is None:
-            raise HttpError(404, "Not Found")
-        handler = methods.get(method) or (methods.get("GET") if method == "HEAD" else None)
-        if handler is None:
-            allowed = set(methods) | ({"HEAD"} if "GET" in methods else set())
-            raise HttpError(405, "Method Not Allowed", {"Allow": ", ".join(sorted(allowed))})
-        return handler, match_info
-
-    def _static_methods(self, path: str):
-        for prefix, folder in self._static:
-            name = path[len(prefix):] if path.startswith(prefix) else ""
-            # Only plain file names: no sub-folders, no '..', nothing hidden.
-            if name and "/" not in name and not name.startswith(".") \
-                    and os.path.isfile(os.path.join(folder, name)):
-                return {"GET": lambda request, file=os.path.join(folder, name): self._file(file)}
-        return None
-
-    async def _file(self, file: str) -> Response:
-        response = self._files.get(file)
-        if response is None:  # a handful of small assets: read once per worker
-            with open(file, "rb") as handle:
-                content_type = mimetypes.guess_type(file)[0] or "application/octet-stream"
-                response = self._files[file] = Response(200, handle.read(), content_type,
-                                                        {"Cache-Control": "max-age=3600"})
-        return response
 
 
 class HttpServer:

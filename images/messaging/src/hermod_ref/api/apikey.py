@@ -7,7 +7,7 @@ import binascii
 import hmac
 import secrets
 
-from .config import Client
+from ..config import Client
 
 # Compared against when the client id is unknown, so that an unknown id and a wrong
 # key take the same time.

@@ -1,0 +1,1 @@
+"""The endpoints: client commands, the device protocol, operator endpoints and the OpenAPI document."""

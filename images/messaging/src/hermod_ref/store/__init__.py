@@ -1,0 +1,1 @@
+"""PostgreSQL: the connection pool, the lifecycle statements, their batching and the schema check."""
