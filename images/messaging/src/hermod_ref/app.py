@@ -28,13 +28,24 @@ class Service:
     dispatcher: Dispatcher | None = None
 
 
-def build_router(service: Service) -> Router:
+def build_routers(service: Service) -> tuple[Router, Router | None]:
+    """The main listener's routes, and the operator listener's (None: on the main listener)."""
     router = Router()
     # The device routes are patterns: added first, they are tried first.
     device.add_routes(router, service)
     commands.add_routes(router, service)
-    admin.add_routes(router, service)
-    return router
+    if service.cfg.management_port is None:
+        admin.add_routes(router, service)
+        return router, None
+    operator = Router()
+    admin.add_routes(operator, service)
+    return router, operator
+
+
+def http_server(cfg: Config, router: Router) -> HttpServer:
+    return HttpServer(router, cfg.max_body_size, idle_timeout=cfg.http_idle_timeout,
+                      head_timeout=cfg.http_head_timeout, body_timeout=cfg.http_body_timeout,
+                      max_connections=cfg.http_max_connections)
 
 
 async def serve(cfg: Config, release: Release, client_ssl, server_ssl, node: str, ready=None) -> None:
@@ -47,20 +58,27 @@ async def serve(cfg: Config, release: Release, client_ssl, server_ssl, node: str
     service = Service(cfg, release, pool, queries.Commands(pool))
     service.dispatcher = Dispatcher(cfg, pool, release, client_ssl, node)
     sweeper = Sweeper(cfg, pool, service.dispatcher)
-    http = HttpServer(build_router(service), cfg.max_body_size)
-    # SO_REUSEPORT: every worker binds the same port and the kernel spreads connections.
-    listener = await loop.create_server(lambda: HttpProtocol(http), cfg.address, cfg.port, ssl=server_ssl,
-                                        reuse_port=True, backlog=2048)
+    router, operator_router = build_routers(service)
+    servers = [(http_server(cfg, router), cfg.address, cfg.port)]
+    if operator_router is not None:
+        servers.append((http_server(cfg, operator_router), cfg.management_address, cfg.management_port))
+    listeners = []
+    for http, address, port in servers:
+        # SO_REUSEPORT: every worker binds the same port and the kernel spreads connections.
+        listeners.append(await loop.create_server(lambda http=http: HttpProtocol(http), address, port,
+                                                  ssl=server_ssl, reuse_port=True, backlog=2048))
     published = asyncio.Event()
-    http_sweep = asyncio.create_task(http.sweep())
+    http_sweeps = [asyncio.create_task(http.sweep()) for http, _, _ in servers]
     background = [asyncio.create_task(service.dispatcher.run()), asyncio.create_task(sweeper.run())]
     publisher = asyncio.create_task(metrics.publisher(published))
     if ready:
         ready()
     await stop.wait()
-    listener.close()
-    await http.shutdown(timeout=10)
-    http_sweep.cancel()
+    for listener in listeners:
+        listener.close()
+    await asyncio.gather(*(http.shutdown(timeout=10) for http, _, _ in servers))
+    for sweep in http_sweeps:
+        sweep.cancel()
     service.dispatcher.stop()
     sweeper.stop()
     # let a delivery batch in flight finish and record its outcome

@@ -9,6 +9,7 @@ than this reference implements; templates may carry them) but do not stop start-
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
@@ -79,18 +80,31 @@ class Config:
     expiry_poll_interval: float
     log_level: str
     unknown_keys: tuple[str, ...] = ()
+    # HTTP bounds (per worker and listener): see http/server.py.
+    http_max_connections: int = 4096
+    http_head_timeout: float = 20.0
+    http_body_timeout: float = 60.0
+    http_idle_timeout: float = 75.0
+    # The operator endpoints (actuator, API docs, Swagger UI, generateclient) on a listener of
+    # their own; None: on the main listener.
+    management_port: int | None = None
+    management_address: str = "0.0.0.0"
+    # Source addresses allowed on <base>/command and /util; empty: any.
+    command_sources: tuple = ()
+    util_sources: tuple = ()
 
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
-_CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
-_JDBC = re.compile(r"^jdbc:postgresql://(?P<host>[^/:?]+)(?::(?P<port>\d+))?/(?P<db>[^/?]+)(?:\?.*)?$")
-_BASE_PATH = re.compile(r"^(/[A-Za-z0-9._~-]+)*$")
+_CLIENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+_JDBC = re.compile(r"jdbc:postgresql://(?P<host>[^/:?]+)(?::(?P<port>\d+))?/(?P<db>[^/?]+)(?:\?.*)?")
+_BASE_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)*")
 
 
 def valid_client_id(client_id: str) -> bool:
-    """A client id as allowed-clients and /util/generateclient accept it."""
-    return bool(_CLIENT_ID.match(client_id))
+    """A client id as allowed-clients and /util/generateclient accept it (the whole string:
+    `$` would also accept a trailing newline)."""
+    return _CLIENT_ID.fullmatch(client_id) is not None
 
 
 def kebab(key: str) -> str:
@@ -268,7 +282,7 @@ def _clients(reader: _Reader) -> dict[str, Client]:
         if cid in clients:
             raise ConfigError(f"{key}.client-id: duplicate client id {cid!r}")
         secret = item.get("key")
-        if not isinstance(secret, str) or not _HEX64.match(secret):
+        if not isinstance(secret, str) or not _HEX64.fullmatch(secret):
             raise ConfigError(f"{key}.key: must be 64 hexadecimal characters (256 bit)")
         group = item.get("group", cid)
         if not isinstance(group, (str, int)) or isinstance(group, bool) or not str(group):
@@ -288,9 +302,27 @@ def _clients(reader: _Reader) -> dict[str, Client]:
     return clients
 
 
+def _networks(reader: _Reader, dotted: str) -> tuple:
+    """A list of CIDR ranges (a plain address is a range of one)."""
+    value = reader.get(dotted, [])
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [part for part in value.replace(",", " ").split() if part]
+    if not isinstance(value, list):
+        raise ConfigError(f"{dotted}: must be a list of CIDR ranges")
+    ranges = []
+    for index, item in enumerate(value):
+        try:
+            ranges.append(ipaddress.ip_network(str(item).strip(), strict=False))
+        except ValueError:
+            raise ConfigError(f"{dotted}[{index}]: {item!r} is not an IP address or CIDR range") from None
+    return tuple(ranges)
+
+
 def _database(reader: _Reader) -> Database:
     url = reader.string("spring.datasource.url", required=True)
-    m = _JDBC.match(url)
+    m = _JDBC.fullmatch(url)
     if not m:
         raise ConfigError("spring.datasource.url: must be jdbc:postgresql://<host>[:<port>]/<database>")
     port = int(m["port"] or 5432)
@@ -327,7 +359,7 @@ def from_tree(tree) -> Config:
     base_path = r.string("hermod.base-path", "")
     if base_path == "/":
         base_path = ""
-    if not _BASE_PATH.match(base_path):
+    if not _BASE_PATH.fullmatch(base_path):
         raise ConfigError("hermod.base-path: must be empty or like /hermod/rest (no trailing slash)")
     default_workers = min(os.cpu_count() or 1, 4)
     cfg = dict(
@@ -356,7 +388,20 @@ def from_tree(tree) -> Config:
         trust_system_cas=r.boolean("hermod.callback.trust-system-cas", True),
         expiry_poll_interval=r.number("hermod.expiry.poll-interval", 1, 0.05, 60),
         log_level=r.string("logging.level.root", "INFO").upper(),
+        http_max_connections=r.integer("hermod.http.max-connections", 4096, 1, 1_000_000),
+        http_head_timeout=r.number("hermod.http.head-timeout", 20, 0.1, 3600),
+        http_body_timeout=r.number("hermod.http.body-timeout", 60, 0.1, 3600),
+        http_idle_timeout=r.number("hermod.http.idle-timeout", 75, 0.1, 86400),
+        command_sources=_networks(r, "hermod.source-ranges.command"),
+        util_sources=_networks(r, "hermod.source-ranges.util"),
     )
+    management_port = r.get("management.server.port")
+    if management_port is not None:
+        management_port = r.integer("management.server.port", None, 1, 65535)
+        if management_port == cfg["port"]:
+            raise ConfigError("management.server.port: must differ from server.port")
+    cfg["management_port"] = management_port
+    cfg["management_address"] = r.string("management.server.address", cfg["address"])
     if cfg["log_level"] not in ("TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR"):
         raise ConfigError("logging.level.root: must be one of DEBUG, INFO, WARN, ERROR")
     if cfg["log_level"] in ("TRACE",):

@@ -1,7 +1,8 @@
 """Container HEALTHCHECK: GET /actuator/health/liveness on the configured port and scheme.
 
 The image has no curl; the port and http/https come from the same configuration file
-the service reads, so the check follows `server.port` and `server.ssl.enabled`.
+the service reads, so the check follows `server.port` (or `management.server.port`, where the
+actuator is when it is set) and `server.ssl.enabled`.
 """
 
 import os
@@ -19,10 +20,12 @@ def main() -> int:
     path = os.environ.get("HERMOD_CONFIG") or os.path.join(home, "config", "hermod-conf.yml")
     try:
         with open(path, encoding="utf-8") as fh:
-            server = (normalise(yaml.safe_load(fh) or {}) or {}).get("server", {}) or {}
+            tree = normalise(yaml.safe_load(fh) or {}) or {}
     except Exception:
-        server = {}
-    port = server.get("port", 20400)
+        tree = {}
+    server = tree.get("server", {}) or {}
+    management = (tree.get("management", {}) or {}).get("server", {}) or {}
+    port = management.get("port") or server.get("port", 20400)
     tls = str((server.get("ssl") or {}).get("enabled", False)).lower() == "true"
     url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/actuator/health/liveness"
     # Liveness only asks whether this process answers; the certificate is checked elsewhere.

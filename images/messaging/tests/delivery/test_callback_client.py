@@ -240,3 +240,124 @@ def test_a_lookup_slower_than_the_timeout_leaves_no_unretrieved_error():
     outcomes, problems = run(scenario())
     assert {str(outcome) for outcome in outcomes} == {"timeout"}
     assert problems == []
+
+
+class ScriptedPeer:
+    """A raw HTTP/1.1 server whose n-th request (over all connections) is answered by script n:
+    an async function (writer) that writes whatever bytes it likes, with pauses between them."""
+
+    def __init__(self, scripts):
+        self.scripts = list(scripts)
+        self.connections = 0
+        self.requests = 0
+        self.writers = []
+
+    async def handle(self, reader, writer):
+        self.connections += 1
+        self.writers.append(writer)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length")))
+                await reader.readexactly(length)
+                script = self.scripts[self.requests]
+                self.requests += 1
+                if await script(writer) == "close":
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def __aenter__(self):
+        self.server = await asyncio.start_server(self.handle, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc):
+        self.server.close()
+        for writer in self.writers:
+            writer.close()
+
+
+def answer(*parts, close=False):
+    """A script: write each bytes part, sleeping for each number in between."""
+    async def script(writer):
+        for part in parts:
+            if isinstance(part, (int, float)):
+                await asyncio.sleep(part)
+            else:
+                writer.write(part)
+                await writer.drain()
+        return "close" if close else None
+
+    return script
+
+
+def post_scripted(scripts, count: int, pause: float = 0.0):
+    async def scenario():
+        async with ScriptedPeer(scripts) as peer:
+            client = CallbackClient(None, timeout=3)
+            target = Target(f"http://127.0.0.1:{peer.port}")
+            statuses = []
+            for i in range(count):
+                try:
+                    statuses.append(await client.post(target, "/callback/sign", b'{"a":1}', {}))
+                except CallbackError as exc:
+                    statuses.append(str(exc))
+                await asyncio.sleep(pause)
+            client.close()
+            return peer, statuses
+
+    return run(scenario())
+
+
+def test_interim_responses_are_skipped_and_the_final_status_counts():
+    """The 100 was taken as the final status, and the real answer (503), arriving later,
+    became the answer to the next callback on the same connection."""
+    peer, statuses = post_scripted([
+        answer(b"HTTP/1.1 100 Continue\r\n\r\n", 0.3, b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"),
+        answer(b"HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+    ], 2)
+    assert statuses == [503, 200]
+    assert peer.connections == 1
+
+
+def test_a_response_ended_by_the_connection_close_is_accepted():
+    """No Content-Length, not chunked: the body ends when the connection does (RFC 9112 6.3)."""
+    peer, statuses = post_scripted([
+        answer(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nreceived", 0.1, close=True),
+        answer(b"HTTP/1.1 200 OK\r\n\r\n", close=True),
+    ], 2)
+    assert statuses == [200, 200]
+    assert peer.connections == 2
+
+
+def test_bytes_after_the_response_close_the_connection():
+    """Stray bytes in the same read as the answer: the answer counts, the connection is not reused."""
+    peer, statuses = post_scripted([
+        answer(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"),
+        answer(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"),
+    ], 2)
+    assert statuses == [200, 201]
+    assert peer.connections == 2
+
+
+def test_bytes_while_idle_close_the_connection():
+    """Bytes arriving on an idle pooled connection answer nothing: it is closed, not reused."""
+    peer, statuses = post_scripted([
+        answer(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0.1, b"HTTP/1.1 503 Service Unavailable\r\n"),
+        answer(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"),
+    ], 2, pause=0.4)
+    assert statuses == [200, 201]
+    assert peer.connections == 2
+
+
+def test_101_switching_protocols_is_an_error():
+    peer, statuses = post_scripted([
+        answer(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"),
+        answer(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+    ], 2)
+    assert statuses == ["connection: unexpected 101 Switching Protocols", 200]
+    assert peer.connections == 2

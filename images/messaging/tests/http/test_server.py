@@ -48,9 +48,11 @@ def serve_and(scenario, static_dir=None, max_body=100, **server_args):
     async def main():
         server = HttpServer(make_router(static_dir), max_body, **server_args)
         listener = await asyncio.get_running_loop().create_server(lambda: HttpProtocol(server), "127.0.0.1", 0)
+        sweep = asyncio.create_task(server.sweep())
         try:
             return await scenario(listener.sockets[0].getsockname()[1], server)
         finally:
+            sweep.cancel()
             listener.close()
             await server.shutdown(timeout=1)
 
@@ -164,18 +166,14 @@ def test_idle_and_stuck_connections_are_closed_by_the_sweep():
         idle_r, idle_w = await asyncio.open_connection("127.0.0.1", port)
         stuck_r, stuck_w = await asyncio.open_connection("127.0.0.1", port)
         stuck_w.write(b"POST /command/ping HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc")
-        await asyncio.sleep(0.3)
-        # what the sweep does every 5 s, as if a second had passed
-        for conn in list(server.connections):
-            conn.close_if_stale(time.monotonic() + 1)
-        async with asyncio.timeout(2):
+        async with asyncio.timeout(5):
             idle = await idle_r.read()
             stuck = await stuck_r.read()
         idle_w.close()
         stuck_w.close()
         return idle, stuck
 
-    idle, stuck = serve_and(scenario, keepalive_timeout=0.5, request_timeout=0.5)
+    idle, stuck = serve_and(scenario, idle_timeout=0.5, body_timeout=0.5)
     assert idle == b""
     assert responses(stuck)[0][0] == 408
 

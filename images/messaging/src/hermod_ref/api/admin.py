@@ -1,4 +1,6 @@
-"""Operator endpoints on :20400, outside the base path: generateclient, actuator, API docs."""
+"""Operator endpoints, outside the base path: generateclient, actuator, API docs, Swagger UI.
+
+On the main listener, or on a listener of their own (`management.server.port`)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from .. import metrics
 from ..store import queries
 from ..config import valid_client_id
 from ..http.messages import Response, error, json_response, text_response
+from ..http.routing import allow_sources
 from . import apikey, openapi
 
 try:
@@ -84,7 +87,7 @@ def add_routes(router, service) -> None:
     async def api_docs(request):
         return spec
 
-    router.add("GET", "/util/generateclient/{client_id}", generate_client)
+    router.add("GET", "/util/generateclient/{client_id}", allow_sources(generate_client, service.cfg.util_sources))
     router.add("GET", "/actuator/health", readiness)
     router.add("GET", "/actuator/health/liveness", liveness)
     router.add("GET", "/actuator/health/readiness", readiness)

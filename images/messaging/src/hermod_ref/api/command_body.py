@@ -11,6 +11,8 @@ import json
 import re
 from dataclasses import dataclass
 
+from . import jsonbody
+
 # command type (URL) -> name of the command object in the body
 COMMAND_KEYS = {
     "provision": "provCommand",
@@ -80,11 +82,12 @@ def parse(command_type: str, body: bytes, limits: Limits) -> Command:
     if key is None:
         raise BadCommand(f"unknown command type {command_type!r}")
     try:
-        # The standard parser: the command object is stored and handed to the device, so every
-        # number must survive exactly (orjson reads integers beyond 64 bits as floats).
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise BadCommand("body: is not valid JSON") from None
+        # The standard parser, strict (jsonbody.py): the command object is stored and handed to
+        # the device, so every number must survive exactly (orjson reads integers beyond 64 bits
+        # as floats) and nothing a device's parser refuses may pass.
+        doc = jsonbody.loads(body)
+    except jsonbody.BadJson as exc:
+        raise BadCommand(f"body: {exc}") from None
     if not isinstance(doc, dict):
         raise BadCommand("body: must be a JSON object")
     extra = set(doc) - {"commandHeader", key}

@@ -9,6 +9,7 @@ import uuid
 
 from .. import metrics
 from ..http.messages import Request, Response, error, json_response
+from ..http.routing import allow_sources
 from . import apikey, command_body
 
 log = logging.getLogger("hermod.commands")
@@ -53,4 +54,5 @@ def add_routes(router, service) -> None:
 
     for command_type in command_body.COMMAND_KEYS:
         router.add("POST", f"{cfg.base_path}/command/{command_type}",
-                   lambda request, command_type=command_type: accept(request, command_type))
+                   allow_sources(lambda request, command_type=command_type: accept(request, command_type),
+                                 cfg.command_sources))

@@ -14,7 +14,7 @@ import orjson
 from .. import metrics
 from ..http.messages import Request, Response, error, json_response
 from ..store import queries
-from . import jws
+from . import jsonbody, jws
 
 REFERENCE = r"[A-Za-z0-9_-]{20,64}"
 _REFERENCE = re.compile(REFERENCE)
@@ -63,10 +63,11 @@ def add_routes(router, service) -> None:
     async def respond(request: Request) -> Response:
         reference = request.match_info["reference"]
         try:
-            # The standard parser: a json response is forwarded in the callback, every number exactly.
-            doc = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError):
-            return error(request, 400, "body: is not valid JSON")
+            # The standard parser, strict (jsonbody.py): a json response is forwarded in the
+            # callback, every number exactly, nothing the client's parser would refuse.
+            doc = jsonbody.loads(request.body)
+        except jsonbody.BadJson as exc:
+            return error(request, 400, f"body: {exc}")
         if not isinstance(doc, dict) or not isinstance(doc.get("nonce"), str) or "response" not in doc:
             return error(request, 400, "body: must be an object with nonce (string) and response")
         extra = set(doc) - {"nonce", "response"}
@@ -134,5 +135,6 @@ def add_routes(router, service) -> None:
             dispatcher.wake.set()
         return json_response({"messageId": str(row["id"]), "status": "accepted"}, status=202)
 
-    router.add("GET", base, fetch)
+    # One-time: a HEAD must not consume it (405, Allow: GET).
+    router.add("GET", base, fetch, head=False)
     router.add("POST", f"{base}/response", respond)

@@ -50,7 +50,12 @@ class Target:
 
 
 class _Connection(asyncio.Protocol):
-    """One HTTP/1.1 connection, one request at a time."""
+    """One HTTP/1.1 connection, one request at a time.
+
+    A connection is reused only when its bytes were exactly one final response to the request
+    sent: interim (1xx) responses are skipped, a body that ends with the connection is a
+    complete response, and anything else (bytes after the response, bytes while idle, a 101)
+    closes it, so that they can never be taken for the answer to the next callback."""
 
     def __init__(self, loop):
         self.loop = loop
@@ -59,28 +64,63 @@ class _Connection(asyncio.Protocol):
         self.response: asyncio.Future | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.got_bytes = False
+        self.status = 0
+        self.delimited = False  # the response says where its body ends (length or chunked)
+        self.final = False  # the headers of the final (non-1xx) response were read
+        self.done = False  # the final response was read in full
 
     # asyncio.Protocol
     def connection_made(self, transport):
         self.transport = transport
 
     def data_received(self, data):
+        if self.response is None or self.done:
+            self.transport.close()  # not an answer to anything sent on this connection
+            return
         self.got_bytes = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            self._fail(CallbackError(f"connection: invalid HTTP response ({type(exc).__name__})"))
+            reason = exc.__context__ if isinstance(exc.__context__, CallbackError) else \
+                CallbackError(f"connection: invalid HTTP response ({type(exc).__name__})")
+            self._fail(reason)
             self.transport.close()
 
     def connection_lost(self, exc):
         if not self.closed.done():
             self.closed.set_result(None)
+        if exc is None and self.final and not self.delimited and not self.done:
+            # No Content-Length, not chunked: the body ends with the connection (RFC 9112 6.3).
+            self._complete(keep_alive=False)
+            return
         self._fail(CallbackError(f"connection: {type(exc).__name__ if exc else 'closed by peer'}"))
 
     # httptools callbacks
+    def on_message_begin(self):
+        if self.done:
+            raise CallbackError("connection: bytes after the response")
+
+    def on_header(self, name: bytes, value: bytes):
+        if name.lower() in (b"content-length", b"transfer-encoding"):
+            self.delimited = True
+
+    def on_headers_complete(self):
+        self.status = self.parser.get_status_code()
+        if self.status == 101:
+            raise CallbackError("connection: unexpected 101 Switching Protocols")
+        if self.status >= 200:
+            self.final = True
+        else:
+            self.delimited = False  # an interim response: the final one follows
+
     def on_message_complete(self):
+        if self.final:
+            self._complete(self.parser.should_keep_alive())
+
+    def _complete(self, keep_alive: bool) -> None:
+        self.done = True
         if self.response is not None and not self.response.done():
-            self.response.set_result((self.parser.get_status_code(), self.parser.should_keep_alive()))
+            self.response.set_result((self.status, keep_alive))
 
     def _fail(self, exc: Exception) -> None:
         if self.response is not None and not self.response.done():
@@ -89,6 +129,7 @@ class _Connection(asyncio.Protocol):
     async def request(self, data: bytes) -> tuple[int, bool]:
         self.response = self.loop.create_future()
         self.got_bytes = False
+        self.status, self.delimited, self.final, self.done = 0, False, False, False
         self.parser = httptools.HttpResponseParser(self)
         self.transport.write(data)
         try:

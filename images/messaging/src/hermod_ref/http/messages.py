@@ -10,10 +10,10 @@ import orjson
 class Request:
     """One parsed request. Header names are lower-case; `path` is percent-decoded."""
 
-    __slots__ = ("method", "path", "headers", "body", "match_info", "keep_alive", "http_10")
+    __slots__ = ("method", "path", "headers", "body", "match_info", "keep_alive", "http_10", "peer")
 
     def __init__(self, method: str, path: str, headers: dict[str, str], body: bytes, keep_alive: bool,
-                 http_10: bool = False):
+                 http_10: bool = False, peer: str = ""):
         self.method = method
         self.path = path
         self.headers = headers
@@ -21,6 +21,7 @@ class Request:
         self.match_info: dict[str, str] = {}
         self.keep_alive = keep_alive
         self.http_10 = http_10  # an HTTP/1.0 client keeps the connection only when told so
+        self.peer = peer  # the client's address as the connection shows it
 
 
 class Response:

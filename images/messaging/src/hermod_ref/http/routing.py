@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import mimetypes
 import os
 import re
 
-from .messages import HttpError, Response
+from .messages import HttpError, Response, error
 
 
 def _path_regex(path: str) -> str:
@@ -36,16 +38,21 @@ class Router:
         self._static: list[tuple[str, str]] = []
         self._files: dict[str, Response] = {}
 
-    def add(self, method: str, path: str, handler) -> None:
+    def add(self, method: str, path: str, handler, head: bool = True) -> None:
+        """A route; a GET route answers HEAD too unless head=False (a GET that changes state,
+        such as a one-time fetch, must not be consumed by a HEAD: 405 then)."""
+        entries = {method: handler}
+        if method == "GET" and not head:
+            entries["HEAD"] = None
         if "{" not in path:
-            self._exact.setdefault(path, {})[method] = handler
+            self._exact.setdefault(path, {}).update(entries)
             return
         regex = _path_regex(path)
         for pattern, methods in self._patterns:
             if pattern.pattern == regex:
-                methods[method] = handler
+                methods.update(entries)
                 return
-        self._patterns.append((re.compile(regex), {method: handler}))
+        self._patterns.append((re.compile(regex), entries))
 
     def static(self, prefix: str, folder: str) -> None:
         """GET <prefix>/<file> from the files directly inside `folder`."""
@@ -65,9 +72,13 @@ class Router:
             methods = self._static_methods(path)
         if methods is None:
             raise HttpError(404, "Not Found")
-        handler = methods.get(method) or (methods.get("GET") if method == "HEAD" else None)
+        handler = methods.get(method)
+        if handler is None and method == "HEAD" and "HEAD" not in methods:
+            handler = methods.get("GET")
         if handler is None:
-            allowed = set(methods) | ({"HEAD"} if "GET" in methods else set())
+            allowed = {name for name, found in methods.items() if found}
+            if "GET" in methods and "HEAD" not in methods:
+                allowed.add("HEAD")
             raise HttpError(405, "Method Not Allowed", {"Allow": ", ".join(sorted(allowed))})
         return handler, match_info
 
@@ -88,3 +99,29 @@ class Router:
                 response = self._files[file] = Response(200, handle.read(), content_type,
                                                         {"Cache-Control": "max-age=3600"})
         return response
+
+
+def allow_sources(handler, networks):
+    """`handler` for clients whose address is in `networks` (CIDR ranges), 403 for others.
+
+    The address is the connection's peer (an IPv4 client on a dual-stack socket as IPv4):
+    headers such as X-Forwarded-For are not trusted. No ranges: everyone."""
+    if not networks:
+        return handler
+
+    @functools.lru_cache(maxsize=4096)
+    def allowed(peer: str) -> bool:
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        if address.version == 6 and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in networks if network.version == address.version)
+
+    async def guarded(request):
+        if not allowed(request.peer):
+            return error(request, 403, "source address not allowed")
+        return await handler(request)
+
+    return guarded
