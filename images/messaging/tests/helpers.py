@@ -81,6 +81,10 @@ class ServiceProcess:
         self.port = conf["server"]["port"]
         scheme = "https" if conf["server"].get("ssl", {}).get("enabled") else "http"
         self.url = f"{scheme}://127.0.0.1:{self.port}"
+        # The operator endpoints (actuator, docs, generateclient): on a listener of their own
+        # when management.server.port is set.
+        operator_port = (conf.get("management") or {}).get("server", {}).get("port") or self.port
+        self.operator_url = f"{scheme}://127.0.0.1:{operator_port}"
         self.release = release
         self.env = env or {}
         self.log_path = self.home / f"service-{time.monotonic_ns()}.log"
@@ -98,7 +102,7 @@ class ServiceProcess:
                 if self.proc.poll() is not None:
                     raise RuntimeError(f"service exited {self.proc.returncode}:\n{self.output()}")
                 try:
-                    if requests.get(f"{self.url}/actuator/health/readiness", timeout=1, verify=False).ok:
+                    if requests.get(f"{self.operator_url}/actuator/health/readiness", timeout=1, verify=False).ok:
                         return self
                 except requests.RequestException:
                     pass

@@ -123,3 +123,40 @@ def test_load_reports_yaml_errors(tmp_path):
         config.load(str(p))
     with pytest.raises(config.ConfigError, match="not found"):
         config.load(str(tmp_path / "missing.yml"))
+
+
+def test_http_bounds_operator_listener_and_source_ranges():
+    cfg = config.from_tree(tree())
+    assert (cfg.http_max_connections, cfg.http_head_timeout, cfg.http_body_timeout, cfg.http_idle_timeout) == \
+        (4096, 20.0, 60.0, 75.0)
+    assert cfg.management_port is None and cfg.command_sources == () and cfg.util_sources == ()
+    cfg = config.from_tree(tree(hermod={"http": {"max-connections": 100, "head-timeout": 5, "body-timeout": 30,
+                                                 "idle-timeout": 10},
+                                        "source-ranges": {"command": ["10.0.0.0/8", "::1"], "util": "127.0.0.1"}},
+                                management={"server": {"port": 20401}}))
+    assert (cfg.http_max_connections, cfg.http_head_timeout, cfg.http_body_timeout, cfg.http_idle_timeout) == \
+        (100, 5.0, 30.0, 10.0)
+    assert cfg.management_port == 20401 and cfg.management_address == "0.0.0.0"
+    assert [str(n) for n in cfg.command_sources] == ["10.0.0.0/8", "::1/128"]
+    assert [str(n) for n in cfg.util_sources] == ["127.0.0.1/32"]
+    assert cfg.unknown_keys == ()
+
+
+@pytest.mark.parametrize("changes, key", [
+    ({"hermod": {"http": {"head-timeout": 0}}}, "hermod.http.head-timeout"),
+    ({"hermod": {"http": {"max-connections": "many"}}}, "hermod.http.max-connections"),
+    ({"hermod": {"source-ranges": {"command": ["10.0.0.0/33"]}}}, "hermod.source-ranges.command[0]"),
+    ({"hermod": {"source-ranges": {"util": {"a": 1}}}}, "hermod.source-ranges.util"),
+    ({"management": {"server": {"port": 20400}}}, "management.server.port"),
+    ({"management": {"server": {"port": 70000}}}, "management.server.port"),
+])
+def test_http_and_listener_errors_name_the_key(changes, key):
+    with pytest.raises(config.ConfigError) as err:
+        config.from_tree(tree(**changes))
+    assert str(err.value).startswith(key + ":")
+
+
+@pytest.mark.parametrize("value", ["abc\n", "abc\r\n", "\nabc", "a" * 65, ".abc", ""])
+def test_client_id_is_matched_in_full(value):
+    assert not config.valid_client_id(value)
+    assert config.valid_client_id("idm.da_x-1")

@@ -33,6 +33,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import socket
+import struct
 import time
 from email.utils import formatdate
 from http import HTTPStatus
@@ -56,6 +58,7 @@ LINGER = 2.0
 # Bytes waiting in a connection's write buffer above which it stops answering and reading.
 WRITE_HIGH_WATER = 64 * 1024
 _PHRASES = {s.value: s.phrase for s in HTTPStatus}
+_LINGER_OFF = struct.pack("ii", 1, 0)
 
 # Where a connection is in the request it is reading.
 _IDLE, _HEAD, _BODY = 0, 1, 2
@@ -112,7 +115,7 @@ class HttpServer:
         while self.connections and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         for conn in list(self.connections):
-            conn.transport.abort()
+            conn.abort()
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -361,9 +364,20 @@ class HttpProtocol(asyncio.Protocol):
     def _end_linger(self) -> None:
         if not self.transport.is_closing():
             if self.transport.get_write_buffer_size():
-                self.transport.abort()
+                self.abort()
             else:
                 self.transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection and everything queued for it, the kernel's send buffer included:
+        a reset (SO_LINGER 0), not a FIN after the data the peer will not read."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_OFF)
+            except OSError:
+                pass
+        self.transport.abort()
 
     def _ignore_upgrade(self) -> None:
         """Upgrade (h2c, websocket): answer the request over HTTP/1.1, then close.
@@ -388,7 +402,7 @@ class HttpProtocol(asyncio.Protocol):
         if self.transport.is_closing() or self.write_paused:
             # Output the peer does not read: abort rather than wait for it forever.
             if idle > self.server.idle_timeout:
-                self.transport.abort()
+                self.abort()
             return
         if self.state == _HEAD and not self.reading_paused:
             if now - self.phase_started > self.server.head_timeout:
