@@ -11,6 +11,7 @@ from . import metrics
 from .api import admin, commands, device
 from .config import Config
 from .delivery.dispatcher import Dispatcher, Sweeper
+from .http import proxy
 from .http.routing import Router
 from .http.server import HttpProtocol, HttpServer
 from .release import Release
@@ -67,6 +68,11 @@ async def serve(cfg: Config, release: Release, client_ssl, server_ssl, node: str
         # SO_REUSEPORT: every worker binds the same port and the kernel spreads connections.
         listeners.append(await loop.create_server(lambda http=http: HttpProtocol(http), address, port,
                                                   ssl=server_ssl, reuse_port=True, backlog=2048))
+    main_http = servers[0][0]
+    proxied = None
+    if cfg.proxy_protocol_port is not None:
+        proxied = await proxy.serve(lambda client: HttpProtocol(main_http, peer=client), cfg.proxy_protocol_address,
+                                    cfg.proxy_protocol_port, server_ssl, cfg.http_head_timeout)
     published = asyncio.Event()
     http_sweeps = [asyncio.create_task(http.sweep()) for http, _, _ in servers]
     background = [asyncio.create_task(service.dispatcher.run()), asyncio.create_task(sweeper.run())]
@@ -76,6 +82,8 @@ async def serve(cfg: Config, release: Release, client_ssl, server_ssl, node: str
     await stop.wait()
     for listener in listeners:
         listener.close()
+    if proxied is not None:
+        proxied.cancel()
     await asyncio.gather(*(http.shutdown(timeout=10) for http, _, _ in servers))
     for sweep in http_sweeps:
         sweep.cancel()

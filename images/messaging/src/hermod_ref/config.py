@@ -92,6 +92,10 @@ class Config:
     # Source addresses allowed on <base>/command and /util; empty: any.
     command_sources: tuple = ()
     util_sources: tuple = ()
+    # A listener for connections relayed with the PROXY protocol (Traefik's TLS passthrough);
+    # None: none.
+    proxy_protocol_port: int | None = None
+    proxy_protocol_address: str = "0.0.0.0"
 
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
@@ -402,6 +406,13 @@ def from_tree(tree) -> Config:
             raise ConfigError("management.server.port: must differ from server.port")
     cfg["management_port"] = management_port
     cfg["management_address"] = r.string("management.server.address", cfg["address"])
+    proxy_port = r.get("hermod.proxy-protocol.port")
+    if proxy_port is not None:
+        proxy_port = r.integer("hermod.proxy-protocol.port", None, 1, 65535)
+        if proxy_port in (cfg["port"], management_port):
+            raise ConfigError("hermod.proxy-protocol.port: must differ from server.port and management.server.port")
+    cfg["proxy_protocol_port"] = proxy_port
+    cfg["proxy_protocol_address"] = r.string("hermod.proxy-protocol.address", cfg["address"])
     if cfg["log_level"] not in ("TRACE", "DEBUG", "INFO", "WARN", "WARNING", "ERROR"):
         raise ConfigError("logging.level.root: must be one of DEBUG, INFO, WARN, ERROR")
     if cfg["log_level"] in ("TRACE",):

@@ -97,6 +97,9 @@ def main(argv=None) -> int:
     log.info("Starting Smart ID Messaging reference %s (database schema %s) on %s:%d%s, %d worker(s), "
              "base path '%s', public URL %s", rel.version, installed, cfg.address, cfg.port,
              " (HTTPS)" if server_ssl else "", cfg.workers, cfg.base_path, cfg.public_url)
+    if cfg.proxy_protocol_port is not None:
+        log.info("Connections relayed with the PROXY protocol on %s:%d", cfg.proxy_protocol_address,
+                 cfg.proxy_protocol_port)
     if cfg.management_port is not None:
         log.info("Operator endpoints (actuator, API docs, Swagger UI, generateclient) on %s:%d",
                  cfg.management_address, cfg.management_port)

@@ -121,10 +121,10 @@ class HttpServer:
 class HttpProtocol(asyncio.Protocol):
     """One client connection."""
 
-    def __init__(self, server: HttpServer):
+    def __init__(self, server: HttpServer, peer: str | None = None):
         self.server = server
         self.transport = None
-        self.peer = ""
+        self.peer = peer or ""  # given: the client's address from a PROXY protocol header
         self.parser = httptools.HttpRequestParser(self)
         self.queue: collections.deque[Request] = collections.deque()
         self.busy = False
@@ -153,8 +153,9 @@ class HttpProtocol(asyncio.Protocol):
 
     def connection_made(self, transport):
         self.transport = transport
-        peer = transport.get_extra_info("peername")
-        self.peer = peer[0] if isinstance(peer, tuple) else ""
+        if not self.peer:
+            peer = transport.get_extra_info("peername")
+            self.peer = peer[0] if isinstance(peer, tuple) else ""
         if len(self.server.connections) >= self.server.max_connections:
             transport.write(self._head(503, "application/json", b"", None, keep_alive=False, http_10=False))
             transport.close()
