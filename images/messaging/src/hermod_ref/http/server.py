@@ -157,7 +157,7 @@ class HttpProtocol(asyncio.Protocol):
             peer = transport.get_extra_info("peername")
             self.peer = peer[0] if isinstance(peer, tuple) else ""
         if len(self.server.connections) >= self.server.max_connections:
-            transport.write(self._head(503, "application/json", b"", None, keep_alive=False, http_10=False))
+            self._write(error(None, 503, "too many connections"), keep_alive=False)
             transport.close()
             return
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
@@ -281,7 +281,8 @@ class HttpProtocol(asyncio.Protocol):
             return
         self.last_request = request
         self.queue.append(request)
-        self._update_reading()
+        if len(self.queue) >= MAX_QUEUED:
+            self._update_reading()
         if not self.busy:
             self.busy = True
             asyncio.get_running_loop().create_task(self._answer_queue())
@@ -308,7 +309,8 @@ class HttpProtocol(asyncio.Protocol):
                     self.drained = None
                     continue
                 request = self.queue.popleft()
-                self._update_reading()
+                if self.reading_paused:
+                    self._update_reading()
                 response = await handle(request)
                 keep_alive = request.keep_alive and not self.closing
                 self._write(response, keep_alive, head_only=request.method == "HEAD", http_10=request.http_10)
@@ -321,25 +323,21 @@ class HttpProtocol(asyncio.Protocol):
             self.busy = False
             self.last_active = time.monotonic()
 
-    def _head(self, status: int, content_type: str, body: bytes, headers, keep_alive: bool, http_10: bool) -> bytes:
-        lines = [f"HTTP/1.1 {status} {_PHRASES.get(status, 'Unknown')}",
+    def _write(self, response: Response, keep_alive: bool, head_only: bool = False, http_10: bool = False) -> None:
+        if self.transport.is_closing():
+            return
+        body = response.body
+        lines = [f"HTTP/1.1 {response.status} {_PHRASES.get(response.status, 'Unknown')}",
                  f"Date: {self.server.date()}", "Server: hermod-ref",
-                 f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
-        if headers:
-            lines += [f"{name}: {value}" for name, value in headers.items()]
+                 f"Content-Type: {response.content_type}", f"Content-Length: {len(body)}"]
+        if response.headers:
+            lines += [f"{name}: {value}" for name, value in response.headers.items()]
         if not keep_alive:
             lines.append("Connection: close")
         elif http_10:
             lines.append("Connection: keep-alive")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-    def _write(self, response: Response, keep_alive: bool, head_only: bool = False, http_10: bool = False) -> None:
-        if self.transport.is_closing():
-            return
-        head = self._head(response.status, response.content_type, response.body, response.headers,
-                          keep_alive, http_10)
-        self.transport.write(head if head_only else head + response.body)
-        self.last_active = time.monotonic()
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.transport.write(head if head_only else head + body)
 
     def _refuse(self, status: int, message: str) -> None:
         """A request that cannot be parsed or is over a limit: answer it and close."""
