@@ -124,6 +124,14 @@ def test_upgrade_after_pipelined_requests_answers_all_of_them_in_order():
     assert "connection" not in got[0][1] and got[1][1]["connection"] == "close"
 
 
+def test_upgrade_with_a_body_is_refused_rather_than_answered_without_it():
+    """llhttp treats what follows an upgrade request's head as the new protocol's bytes."""
+    request = (b"POST /command/ping HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+               b"Content-Length: 2\r\n\r\nhi")
+    got = responses(serve_and(lambda port, _: exchange(port, request)))
+    assert len(got) == 1 and got[0][0] == 400 and got[0][1]["connection"] == "close"
+
+
 def test_connections_over_the_cap_get_503():
     """Finding 9: a configurable connection cap (per worker and listener)."""
     async def scenario(port, server):

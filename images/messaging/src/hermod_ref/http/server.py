@@ -246,6 +246,11 @@ class HttpProtocol(asyncio.Protocol):
         declared = self.headers.get("content-length")
         if declared is not None and int(declared) > self.server.max_body:
             raise HttpError(413, f"request body larger than {self.server.max_body} bytes")
+        if "upgrade" in self.headers and (declared not in (None, "0") or "transfer-encoding" in self.headers) \
+                and "upgrade" in self.headers.get("connection", "").lower():
+            # llhttp hands what follows the head of an upgrade request to the new protocol: the
+            # body would be lost, and the request answered as if it had none.
+            raise HttpError(400, "a request asking for a protocol upgrade must not carry a body")
         if self.headers.get("expect", "").lower() == "100-continue" and self.parser.get_http_version() != "1.0":
             if self.busy or self.queue:
                 self.continue_due = True  # after the responses before it (see _answer_queue)
