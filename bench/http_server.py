@@ -21,7 +21,6 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
-import socket
 import statistics
 import subprocess
 import sys

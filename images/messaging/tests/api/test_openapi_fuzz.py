@@ -2,7 +2,6 @@
 and responses conform to the documented status codes and schemas."""
 
 import pytest
-import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from certs import key_pem, make_ca, make_leaf, pem
-from helpers import IDM, ReceiverThread, make_home
+from helpers import ReceiverThread, make_home
 import pgtools
 
 BODY = {"pingCommand": {"nonce": "nonce-0123456789", "userid": "alice", "responseformat": "json"}}
