@@ -53,6 +53,7 @@ def spec(base_path: str, release: str) -> dict:
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}},
                 "400": _error("Invalid body; the message names the field"),
                 "401": _error("Missing, malformed or unknown X-Api-Key"),
+                "403": _error("Source address not in hermod.source-ranges.command"),
                 "413": _error("Body larger than hermod.max-body-size"),
             },
         }}
@@ -91,7 +92,8 @@ def spec(base_path: str, release: str) -> dict:
                                       "type": "object", "required": ["client-id", "key"],
                                       "properties": {"client-id": {"type": "string"},
                                                      "key": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}}}}}},
-                      "400": _error("Invalid client id")}}}
+                      "400": _error("Invalid client id"),
+                      "403": _error("Source address not in hermod.source-ranges.util")}}}
     health = {"200": {"description": "UP", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}},
               "503": {"description": "DOWN", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Health"}}}}}
     for path, summary in (("/actuator/health", "Overall health"), ("/actuator/health/liveness", "Liveness"),
