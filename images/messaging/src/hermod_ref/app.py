@@ -72,7 +72,8 @@ async def serve(cfg: Config, release: Release, client_ssl, server_ssl, node: str
     proxied = None
     if cfg.proxy_protocol_port is not None:
         proxied = await proxy.serve(lambda client: HttpProtocol(main_http, peer=client), cfg.proxy_protocol_address,
-                                    cfg.proxy_protocol_port, server_ssl, cfg.http_head_timeout)
+                                    cfg.proxy_protocol_port, server_ssl, cfg.http_head_timeout,
+                                    cfg.http_max_connections)
     published = asyncio.Event()
     http_sweeps = [asyncio.create_task(http.sweep()) for http, _, _ in servers]
     background = [asyncio.create_task(service.dispatcher.run()), asyncio.create_task(sweeper.run())]

@@ -96,9 +96,12 @@ async def read_header(sock: socket.socket) -> str | None:
             return address
 
 
-async def serve(protocol_factory, address: str, port: int, ssl_context, timeout: float, backlog: int = 2048):
+async def serve(protocol_factory, address: str, port: int, ssl_context, timeout: float, max_pending: int,
+                backlog: int = 2048):
     """Listen on address:port (SO_REUSEPORT, as the main listener) for proxied connections;
-    protocol_factory(client_address) makes the connection's protocol. Returns the task accepting."""
+    protocol_factory(client_address) makes the connection's protocol. At most `max_pending`
+    connections wait for their header (each at most `timeout` seconds); more are closed.
+    Returns the task accepting."""
     loop = asyncio.get_running_loop()
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     listener = socket.socket(family, socket.SOCK_STREAM)
@@ -122,6 +125,9 @@ async def serve(protocol_factory, address: str, port: int, ssl_context, timeout:
         try:
             while True:
                 conn, peer = await loop.sock_accept(listener)
+                if len(pending) >= max_pending:
+                    conn.close()
+                    continue
                 conn.setblocking(False)
                 task = loop.create_task(handshake(conn, peer))
                 pending.add(task)
