@@ -14,13 +14,18 @@ import shutil
 import socket
 import ssl
 import subprocess
+import urllib.error
 import urllib.request
 
 import pytest
+import yaml
 
 from conftest import ROOT, cert_der, cert_pem, key_pem, make_cert
 
 pytestmark = pytest.mark.skipif(shutil.which("docker") is None, reason="needs a Docker engine")
+
+# The messaging role's default messaging_command_source_ranges (traefik's default allow-list).
+DEFAULT_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "::1/128"]
 
 
 def free_port():
@@ -99,9 +104,20 @@ def test_service_tls_deploy_is_idempotent_and_quiet(stack, tmp_path):
     assert sorted(os.listdir(folder / "cacerts")) == ["callback-ca.cer"]
     ctx = ssl.create_default_context(cadata=cert_pem(cert).decode())
     ctx.check_hostname = False
-    with urllib.request.urlopen("https://127.0.0.1:%d/actuator/health/liveness" % port, context=ctx,
-                                timeout=10) as answer:
-        assert answer.status == 200
+    # The published port carries the device side and the commands; the operator endpoints are on
+    # the operator port, which is not published (the container health check uses it: healthy).
+    for path, status in (("/ms/command/" + "A" * 43, 404), ("/actuator/health/liveness", 404),
+                         ("/v3/api-docs", 404), ("/util/generateclient/idm", 404)):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen("https://127.0.0.1:%d%s" % (port, path), context=ctx, timeout=10)
+        assert refused.value.code == status, path
+    conf = yaml.safe_load((folder / "config" / "hermod-conf.yml").read_text())
+    assert conf["management"]["server"]["port"] == 20401
+    assert conf["hermod"]["proxy-protocol"]["port"] == 20402
+    assert conf["hermod"]["source-ranges"] == {"command": h.vars.get("messaging_command_source_ranges", DEFAULT_RANGES),
+                                               "util": h.vars.get("messaging_command_source_ranges", DEFAULT_RANGES)}
+    compose = yaml.safe_load((folder / "docker-compose.yml").read_text())
+    assert compose["services"]["messaging"]["ports"] == ["127.0.0.1:%d:20400" % port]
     before = started_at(h)
 
     second = h.run("site_messaging.yml")

@@ -132,6 +132,21 @@ def test_wrong_keystore_password_is_refused(harness):
     assert wrong not in proc.output
 
 
+@pytest.mark.parametrize("changes, message", [
+    ({"messaging_command_source_ranges": ["10.0.0.0/33", "nowhere"]},
+     "messaging_command_source_ranges must be a non-empty list of addresses or networks; invalid: 10.0.0.0/33, nowhere"),
+    ({"messaging_command_source_ranges": []}, "messaging_command_source_ranges must be a non-empty list"),
+    ({"messaging_operator_port": 20400}, "messaging_operator_port (20400) and messaging_proxy_protocol_port (20402) must differ"),
+])
+def test_service_mode_listeners_and_source_ranges_are_checked(harness, changes, message):
+    key, cert = make_cert("messaging.test")
+    store = harness.tmp / "messaging.p12"
+    store.write_bytes(pkcs12.serialize_key_and_certificates(
+        b"messaging", key, cert, None, serialization.BestAvailableEncryption(b"ks-password")))
+    refused(harness, {"messaging_tls_termination": "service", "messaging_keystore_src": str(store),
+                      "messaging_keystore_password": "ks-password", **changes}, [message])
+
+
 @pytest.mark.parametrize("verbosity", ["-v", "-vvvv"])
 def test_refusal_prints_no_secret_at_any_verbosity(harness, verbosity):
     refused(harness, clients_with(harness, 1, group="other"), ["idm and da must use the same group"],
