@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from conftest_database import HAVE_PG, PostgresCluster
+from conftest_database import HAVE_PG, PG_MISSING, PostgresCluster, require
 
 
 # Module scope: starting a cluster takes seconds, so each test file starts one and `db`
 # empties it between tests.
 @pytest.fixture(scope="module")
 def database_cluster():
-    if not HAVE_PG:
-        pytest.skip("needs PostgreSQL 15 server binaries and runuser")
+    require(HAVE_PG, PG_MISSING)
     pg = PostgresCluster().start()
     yield pg
     pg.stop()

@@ -1,11 +1,15 @@
 """Helpers for the database tests (imported explicitly; tests/conftest.py belongs to the lead).
 
-- `PostgresCluster`: a throwaway PostgreSQL 15 cluster run as user postgres with the host's
-  /usr/lib/postgresql/15/bin, listening on 127.0.0.1 with scram-sha-256 auth.
+- `PostgresCluster`: a throwaway PostgreSQL cluster run as user postgres with the server
+  binaries of the newest PostgreSQL installed (/usr/lib/postgresql/<version>/bin, or
+  $DBTEST_PG_BIN), listening on 127.0.0.1 with scram-sha-256 auth.
+- `require(condition, reason)`: skips a test whose prerequisite is missing, and fails it under CI
+  (the CI variable set), where a missing prerequisite is a broken machine, not a choice.
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import socket
@@ -14,10 +18,38 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
-PG_BIN = Path(os.environ.get("DBTEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+def _pg_bin():
+    """The server binaries: $DBTEST_PG_BIN, else the newest installed version (by number, so 17
+    comes after 9.6)."""
+    if os.environ.get("DBTEST_PG_BIN"):
+        return Path(os.environ["DBTEST_PG_BIN"])
+    found = glob.glob("/usr/lib/postgresql/*/bin/initdb")
+
+    def version(path):
+        return tuple(int(part) for part in Path(path).parts[-3].split(".") if part.isdigit())
+
+    return Path(max(found, key=version)).parent if found else None
+
+
+PG_BIN = _pg_bin()
 # PostgresCluster needs the server binaries, and runuser to run them as postgres.
-HAVE_PG = (PG_BIN / "initdb").exists() and shutil.which("runuser") is not None
+HAVE_PG = PG_BIN is not None and (PG_BIN / "initdb").exists() and shutil.which("runuser") is not None
+PG_MISSING = "needs PostgreSQL server binaries (/usr/lib/postgresql/<version>/bin; tools/bootstrap.sh test installs them) and runuser"
+
+
+def require(condition, reason):
+    """Skip when `condition` is false; under CI fail instead, so a missing prerequisite
+    cannot turn a suite green by skipping it."""
+    if condition:
+        return
+    if os.environ.get("CI"):
+        pytest.fail("%s (a skip is a failure under CI)" % reason, pytrace=False)
+    pytest.skip(reason)
 
 
 def _free_port():

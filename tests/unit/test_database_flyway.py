@@ -1,4 +1,4 @@
-"""Migrations against a real PostgreSQL 15 (throwaway cluster on 127.0.0.1, scram-sha-256)."""
+"""Migrations against a real PostgreSQL (throwaway cluster on 127.0.0.1, scram-sha-256)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ from ansible_collections.smartid.hermod.plugins.module_utils.database_migrations
     flyway_checksum,
     parse_migration,
 )
-from conftest_database import HAVE_PG, PG_BIN, write_fixture_sql
-
-pytestmark = pytest.mark.skipif(not HAVE_PG, reason="needs PostgreSQL 15 server binaries and runuser")
+from conftest_database import PG_BIN, write_fixture_sql
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The database_migrate and database_backup modules run by Ansible itself, against real PostgreSQL.
 
-- `local` connection against a throwaway cluster (runuser + /usr/lib/postgresql/15/bin);
-- `docker_exec` against a dbtest- container of images/postgres (needs a running Docker engine).
+- `local` connection against a throwaway cluster (runuser + the installed PostgreSQL's server binaries);
+- `docker_exec` against a dbtest- container of images/postgres (marked `docker`: needs a running
+  Docker engine).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 
 from ansible_collections.smartid.hermod.plugins.module_utils.database_migrations import flyway_checksum
 from ansible_collections.smartid.hermod.plugins.modules import database_backup
-from conftest_database import PG_BIN, ROOT, wait_for, write_fixture_sql
+from conftest_database import PG_BIN, ROOT, require, wait_for, write_fixture_sql
 
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).with_name("ansible-playbook"))
 
@@ -154,8 +155,7 @@ def _docker_ok():
 
 @pytest.fixture(scope="module")
 def pg_container():
-    if not _docker_ok():
-        pytest.skip("needs a running Docker engine")
+    require(_docker_ok(), "needs a running Docker engine")
     image = os.environ.get("DBTEST_POSTGRES_IMAGE", "smartid/postgres:dbtest")
     if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode != 0:
         subprocess.run(["docker", "build", "-q", "--build-arg", "BASE_IMAGE=smartid/base:bookworm", "-t", image,
@@ -175,6 +175,7 @@ def pg_container():
         subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True)
 
 
+@pytest.mark.docker
 def test_docker_exec_migrates_inside_the_container(pg_container, tmp_path):
     name, password = pg_container
     sql_dir = write_fixture_sql(tmp_path / "sql")
@@ -195,6 +196,7 @@ def test_docker_exec_migrates_inside_the_container(pg_container, tmp_path):
     assert ps.stdout.strip() == "1.0.0,1.1.0,1.2.0,1.9.0,1.10.0"
 
 
+@pytest.mark.docker
 def test_docker_exec_with_wrong_password_fails_cleanly(pg_container, tmp_path):
     name, _ = pg_container
     sql_dir = write_fixture_sql(tmp_path / "sql")
