@@ -4,6 +4,7 @@ Each case runs the real playbook against this machine (inventories/local) with o
 value and a SMARTIDHOME that must not come into existence.
 """
 import os
+import re
 import subprocess
 import sys
 
@@ -22,10 +23,28 @@ def run_site(extra_vars, smartid_home):
     return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
+FAILED_RESULT = re.compile(r"^(fatal: \[localhost\]: FAILED!|failed: \[localhost\] \(item=.*\)) =>", re.M)
+
+
+def failure_text(output):
+    """What the failed task reported (from its `fatal:`/`failed:` result to the recap), so that a
+    task name or a skipped task's condition cannot stand in for the error message."""
+    found = FAILED_RESULT.search(output)
+    assert found, output[-3000:]
+    return output[found.start():].split("PLAY RECAP", 1)[0]
+
+
+def recap(output):
+    line = [ln for ln in output.splitlines() if ln.startswith("localhost") and "ok=" in ln][-1]
+    return {k: int(v) for k, v in (item.split("=") for item in line.split()[2:])}
+
+
 @pytest.mark.parametrize(
     "extra_vars, expected",
     [
-        ({"docker_install_source": "snap"}, "docker_install_source"),
+        # The refusal names the variable, the value given and the values it accepts.
+        ({"docker_install_source": "snap"},
+         r"docker_install_source must be one of: docker-ce, distro, external, got: snap"),
         ({"docker_min_version": "99.0"}, "too old"),
         ({"messaging_image_source": "archive", "messaging_image": "hermod:1", "messaging_image_archive": "/nonexistent/hermod.tar"},
          "messaging_image_archive"),
@@ -39,7 +58,8 @@ def test_bad_input_is_refused_before_changes(tmp_path, extra_vars, expected):
     result = run_site(extra_vars, home)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output[-2000:]
-    assert expected in output, output[-3000:]
+    assert re.search(expected, failure_text(output)), output[-3000:]
+    assert recap(result.stdout)["changed"] == 0, output[-3000:]
     assert not home.exists(), "the host changed before validation failed"
 
 
