@@ -1,20 +1,42 @@
-# The README's two commands: `make deploy` and `make test`. Both set up what they need.
+# The README's two commands: `make deploy` and `make test`. Both set up what they need, and only
+# that: deploy installs the controller requirements, the test targets the test requirements.
+# `make test` runs every part below; each test-* target runs one part on its own.
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
-VENV := $(CURDIR)/.venv
+VENV ?= $(CURDIR)/.venv
+export VENV
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # Molecule scenarios run in this order; each one is a full create/converge/idempotence/verify/destroy.
 MOLECULE_SCENARIOS ?= default messaging upgrade
+# `make test-molecule SCENARIO=<name>` runs one of them.
+SCENARIO ?= $(MOLECULE_SCENARIOS)
 
-.PHONY: help bootstrap engine deploy verify test lint unit tls molecule
+.PHONY: help bootstrap bootstrap-test dev engine deploy verify test lint role-readmes \
+	test-unit test-unit-docker test-playbook test-service test-tls test-molecule
 
 help:
-	@echo "make deploy   set up this machine and deploy the whole stack (inventories/local)"
-	@echo "make test     set up this machine and run lint, unit tests and molecule scenarios"
+	@echo "make deploy           set up this machine and deploy the whole stack (inventories/local)"
+	@echo "make test             set up this machine and run every test below"
+	@echo "make lint             yamllint, ansible-lint, role READMEs up to date"
+	@echo "make test-unit        plugins and the reference service, no Docker (about a minute)"
+	@echo "make test-playbook    playbook behaviour against this machine"
+	@echo "make test-service     the reference service against a real PostgreSQL"
+	@echo "make test-tls         Traefik against real TLS"
+	@echo "make test-molecule    molecule scenarios (SCENARIO=<name> for one; default: $(MOLECULE_SCENARIOS))"
+	@echo "make role-readmes     write each role's README.md from its meta/argument_specs.yml"
 
+# What `make deploy` needs: Ansible and the controller-side Python libraries.
 bootstrap:
-	@tools/bootstrap.sh
+	@tools/bootstrap.sh controller
+
+# What the tests need besides: test tools, the service's libraries, PostgreSQL server binaries.
+bootstrap-test:
+	@tools/bootstrap.sh test
+
+# Developer tools beyond the tests (profilers).
+dev:
+	@tools/bootstrap.sh dev
 
 # The Docker engine, the Compose v2 plugin and the Debian base image on this machine.
 engine: bootstrap
@@ -26,22 +48,37 @@ deploy: bootstrap
 verify: bootstrap
 	ansible-playbook playbooks/verify.yml
 
-lint: bootstrap
+lint: bootstrap-test
 	yamllint --strict .
 	ansible-lint --profile production --offline
+	python tools/role_readme.py --check
 
-# Plugins, playbook behaviour (negative cases against this machine) and the reference service.
+role-readmes: bootstrap-test
+	python tools/role_readme.py
+
+# Plugins (without the tests marked `docker`) and the reference service: neither needs Docker.
 # One pytest run per suite: each has its own conftest and helper modules.
-unit: engine
-	pytest -q tests/unit
+test-unit: bootstrap-test
+	pytest -q -m "not docker" tests/unit
+	pytest -q images/messaging/tests
+
+# The plugin tests that need the engine (marked `docker` in tests/unit).
+test-unit-docker: bootstrap-test engine
+	pytest -q -m docker tests/unit
+
+# Playbook behaviour against this machine: bad input refused before the host changes, no secret at -vvv.
+test-playbook: bootstrap-test engine
 	pytest -q tests/playbook
+
+# The reference service against a real PostgreSQL (schemathesis, hypothesis, JOSE interop).
+test-service: bootstrap-test
 	pytest -q images/messaging/tests
 
 # Traefik against real TLS: sslyze's Mozilla intermediate check, allow-list, rotation.
-tls: engine
+test-tls: bootstrap-test engine
 	pytest -q tests/tls
 
-molecule: engine
-	for scenario in $(MOLECULE_SCENARIOS); do molecule test --scenario-name "$$scenario"; done
+test-molecule: bootstrap-test engine
+	for scenario in $(SCENARIO); do molecule test --scenario-name "$$scenario"; done
 
-test: engine lint unit tls molecule
+test: bootstrap-test engine lint test-unit test-unit-docker test-playbook test-tls test-molecule
