@@ -186,7 +186,9 @@ def create_test_instance(http_port=None, https_port=None) -> Instance:
     )
     instance.home = home
     try:
-        instance.first_run = instance.deploy()
+        # At -vvv: the run that creates and copies every private key is the one whose output
+        # tests/tls/test_role.py searches for them.
+        instance.first_run = instance.deploy("-vvv")
         wait_ready(instance.endpoint)
     except BaseException:
         if os.environ.get("TRAEFIK_TEST_KEEP") != "1":
