@@ -74,7 +74,7 @@ def target(request):
 
 @pytest.fixture(scope="session")
 def sslyze_python():
-    """A Python with sslyze: the test venv's when it has it (requirements.txt), else a separate venv
+    """A Python with sslyze: the test venv's when it has it (requirements/test.txt), else a separate venv
     made on first use from tests/tls/requirements-sslyze.txt (sslyze caps cryptography)."""
     if run(sys.executable, "-c", "import sslyze", check=False).returncode == 0:
         return Path(sys.executable)
