@@ -46,12 +46,13 @@ def role_full_name(role_dir: Path) -> str:
 
 
 def _text(value) -> str:
-    """A description (string or list of strings) as one line of Markdown."""
+    """A description (string or list of strings) as one line of Markdown; angle brackets
+    (`<smartid_home>`) escaped so that a renderer does not take them for HTML."""
     if value is None:
         return ""
     if isinstance(value, list):
         return " ".join(_text(item) for item in value)
-    return " ".join(str(value).split())
+    return " ".join(str(value).split()).replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _paragraphs(value) -> list[str]:

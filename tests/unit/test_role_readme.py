@@ -32,7 +32,7 @@ argument_specs:
         description: A default that YAML would read as false | unless quoted.
       demo_home:
         type: str
-        description: Folder on the host.
+        description: Folder <smartid_home>/demo on the host.
       demo_password:
         type: str
         no_log: true
@@ -107,8 +107,9 @@ def test_renders_entry_points_and_options(role):
     assert "| `demo_port` | int | yes |  | `8080`, `8443` | Port the service listens on. |" in lines
     assert ('| `demo_mode` | str |  | `"no"` |  | A default that YAML would read as false \\| unless quoted. |'
             in lines)
-    # A default missing from the spec comes from defaults/main.yml, as written there.
-    assert ("| `demo_home` | str |  | `{{ smartid_home \\| default('/opt/smartid') }}/demo` |  | Folder on the host. |"
+    # A default missing from the spec comes from defaults/main.yml, as written there; angle
+    # brackets in prose are escaped, not taken for HTML.
+    assert ("| `demo_home` | str |  | `{{ smartid_home \\| default('/opt/smartid') }}/demo` |  | Folder &lt;smartid_home&gt;/demo on the host. |"
             in lines)
     # Sub-options of a list of dicts, and a multi-line description joined.
     assert "| `demo_clients` | list of dict |  | `[]` |  | Allowed clients, one entry each. |" in lines
