@@ -136,6 +136,24 @@ def _options_table(options: dict, defaults: dict) -> list[str]:
     ]
 
 
+def role_defaults(role_dir: Path) -> dict:
+    """defaults/main.yml (or .yaml), or every file of a defaults/main/ folder, as Ansible reads them."""
+    folder = role_dir / "defaults"
+    files = [folder / name for name in ("main.yml", "main.yaml") if (folder / name).is_file()][:1]
+    if (folder / "main").is_dir():
+        files = sorted(p for p in (folder / "main").iterdir() if p.suffix in (".yml", ".yaml"))
+    defaults = {}
+    for path in files:
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise SpecError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise SpecError(f"{path}: must be a mapping of variables")
+        defaults.update(data)
+    return defaults
+
+
 def render(role_dir: Path) -> str:
     """The README of one role, from its argument spec (and defaults/main.yml for defaults)."""
     spec_file = role_dir / SPEC
@@ -148,11 +166,7 @@ def render(role_dir: Path) -> str:
     entry_points = data.get("argument_specs") if isinstance(data, dict) else None
     if not isinstance(entry_points, dict) or not entry_points:
         raise SpecError(f"{spec_file}: argument_specs must map entry point names to their specs")
-    defaults = {}
-    for candidate in ("defaults/main.yml", "defaults/main.yaml"):
-        if (role_dir / candidate).is_file():
-            defaults = yaml.safe_load((role_dir / candidate).read_text(encoding="utf-8")) or {}
-            break
+    defaults = role_defaults(role_dir)
 
     name = role_full_name(role_dir)
     main = entry_points.get("main") or {}

@@ -189,3 +189,14 @@ def test_spec_that_is_not_a_mapping_of_entry_points_is_an_error(tmp_path):
 def test_the_repository_role_readmes_are_current():
     proc = run_tool("--check")
     assert proc.returncode == 0, proc.stderr
+
+
+def test_defaults_split_over_a_defaults_main_folder_are_read(role):
+    (role / "defaults" / "main.yml").unlink()
+    (role / "defaults" / "main").mkdir()
+    (role / "defaults" / "main" / "a.yml").write_text('---\ndemo_home: /srv/demo\n')
+    (role / "defaults" / "main" / "b.yml").write_text('---\ndemo_clients: [{client_id: idm}]\n')
+    assert run_tool(role.parent).returncode == 0
+    lines = (role / "README.md").read_text().splitlines()
+    assert "| `demo_home` | str |  | `/srv/demo` |  | Folder &lt;smartid_home&gt;/demo on the host. |" in lines
+    assert "| `demo_clients` | list of dict |  | `[{client_id: idm}]` |  | Allowed clients, one entry each. |" in lines
