@@ -1,7 +1,7 @@
-"""The device-side JWS code (hermod_ref.jws) against an independent JOSE implementation (joserfc)
+"""The device-side JWS code (hermod_ref.api.jws) against an independent JOSE implementation (joserfc)
 and the RFC 7515 appendix A examples: their tokens verified by us, ours verified by them.
 
-The service's verification is taken the way api_device.py takes it: jws.parse, jws.public_key
+The service's verification is taken the way api/device.py takes it: jws.parse, jws.public_key
 of the JWK, jws.verify. It accepts ES256 and RS256 only (no symmetric algorithms, no `none`).
 """
 
@@ -15,7 +15,7 @@ from joserfc import jws as jose
 from joserfc.errors import BadSignatureError, SecurityWarning
 from joserfc.jwk import ECKey, OctKey, RSAKey
 
-from hermod_ref import jws
+from hermod_ref.api import jws
 
 # RFC 7515 A.1-A.5 share this payload (with its CR LF line breaks).
 RFC_PAYLOAD = b'{"iss":"joe",\r\n "exp":1300819380,\r\n "http://example.com/is_root":true}'
