@@ -19,7 +19,7 @@ help:
 	@echo "make deploy           set up this machine and deploy the whole stack (inventories/local)"
 	@echo "make test             set up this machine and run every test below"
 	@echo "make lint             yamllint, ansible-lint, role READMEs up to date"
-	@echo "make test-unit        plugins and the reference service, no Docker (about a minute)"
+	@echo "make test-unit        plugins and the reference service, no Docker (1-2 minutes)"
 	@echo "make test-playbook    playbook behaviour against this machine"
 	@echo "make test-service     the reference service against a real PostgreSQL"
 	@echo "make test-tls         Traefik against real TLS"
