@@ -13,13 +13,13 @@ MOLECULE_SCENARIOS ?= default messaging upgrade
 SCENARIO ?= $(MOLECULE_SCENARIOS)
 
 .PHONY: help bootstrap bootstrap-test dev engine deploy verify test lint role-readmes \
-	test-unit test-unit-docker test-playbook test-service test-tls test-molecule
+	test-unit test-unit-docker test-plugins test-playbook test-service test-tls test-molecule
 
 help:
 	@echo "make deploy           set up this machine and deploy the whole stack (inventories/local)"
 	@echo "make test             set up this machine and run every test below"
 	@echo "make lint             yamllint, ansible-lint, role READMEs up to date"
-	@echo "make test-unit        plugins and the reference service, no Docker (1-2 minutes)"
+	@echo "make test-unit        plugins and the reference service, no Docker, no slow tests"
 	@echo "make test-playbook    playbook behaviour against this machine"
 	@echo "make test-service     the reference service against a real PostgreSQL"
 	@echo "make test-tls         Traefik against real TLS"
@@ -56,11 +56,16 @@ lint: bootstrap-test
 role-readmes: bootstrap-test
 	python tools/role_readme.py
 
-# Plugins (without the tests marked `docker`) and the reference service: neither needs Docker.
-# One pytest run per suite: each has its own conftest and helper modules.
+# The part to run on every change: plugins and the reference service without the tests marked
+# `docker` or `slow`. Neither needs the engine. One pytest run per suite: each has its own
+# conftest and helper modules.
 test-unit: bootstrap-test
-	pytest -q -m "not docker" tests/unit
-	pytest -q images/messaging/tests
+	pytest -q -m "not docker and not slow" tests/unit
+	pytest -q -m "not slow" images/messaging/tests
+
+# Every plugin test, the ones that need the engine included.
+test-plugins: bootstrap-test engine
+	pytest -q tests/unit
 
 # The plugin tests that need the engine (marked `docker` in tests/unit).
 test-unit-docker: bootstrap-test engine
@@ -70,7 +75,8 @@ test-unit-docker: bootstrap-test engine
 test-playbook: bootstrap-test engine
 	pytest -q tests/playbook
 
-# The reference service against a real PostgreSQL (schemathesis, hypothesis, JOSE interop).
+# The whole reference service suite against a real PostgreSQL (schemathesis, the adversarial
+# HTTP suite, hypothesis, JOSE interop).
 test-service: bootstrap-test
 	pytest -q images/messaging/tests
 
@@ -81,4 +87,4 @@ test-tls: bootstrap-test engine
 test-molecule: bootstrap-test engine
 	for scenario in $(SCENARIO); do molecule test --scenario-name "$$scenario"; done
 
-test: bootstrap-test engine lint test-unit test-unit-docker test-playbook test-tls test-molecule
+test: bootstrap-test engine lint test-plugins test-service test-playbook test-tls test-molecule

@@ -7,6 +7,9 @@ from hypothesis import HealthCheck, given, settings
 
 from helpers import IDM, make_home
 
+# Generating and replaying hundreds of requests: `make test-service` runs it, `make test-unit` does not.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def api_schema(pg_admin_dsn, tmp_path_factory):

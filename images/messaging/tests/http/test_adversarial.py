@@ -25,6 +25,10 @@ from pathlib import Path
 import pytest
 
 import pgtools
+
+# Attacks that run for seconds each (slow head, slow body, slow reader, 128 MB header):
+# `make test-service` runs them, `make test-unit` does not.
+pytestmark = pytest.mark.slow
 from helpers import IDM, ServiceProcess, make_home
 
 RSS_BOUND = 64 * 1024 * 1024
