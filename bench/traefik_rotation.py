@@ -53,7 +53,7 @@ sys.path.insert(0, str(REPO / "collections"))
 # pylint: disable=wrong-import-position
 import stack  # noqa: E402
 from cryptography import x509  # noqa: E402
-from ansible_collections.smartid.hermod.plugins.module_utils.messaging_core import (  # noqa: E402
+from ansible_collections.smartid.hermod.plugins.module_utils.messaging_keys import (  # noqa: E402
     api_key_header,
     derive_client_key,
 )

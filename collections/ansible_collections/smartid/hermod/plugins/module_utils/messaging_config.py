@@ -1,0 +1,41 @@
+# -*- coding: utf-8 -*-
+"""Pieces of hermod-conf.yml that Jinja should not hold: the allowed-clients list and
+values set under a dotted key path. Overrides are merged with Ansible's combine."""
+
+from __future__ import annotations
+
+import copy
+
+from ansible_collections.smartid.hermod.plugins.module_utils.messaging_keys import derive_client_key
+from ansible_collections.smartid.hermod.plugins.module_utils.messaging_rules import normalize_client
+
+
+def allowed_clients(clients, key_secret=None):
+    """The `allowed-clients` list of hermod-conf.yml, keys derived where not given."""
+    result = []
+    for raw in clients or []:
+        client = normalize_client(raw)
+        key = client.get("key")
+        if not key and key_secret:
+            key = derive_client_key(key_secret, client.get("client_id", ""))
+        item = {"client-id": client.get("client_id"), "key": key, "group": client.get("group")}
+        if client.get("callback_basic_auth"):
+            item["callback-basic-auth"] = client["callback_basic_auth"]
+        item["callback-url"] = client.get("callback_url")
+        result.append(item)
+    return result
+
+
+def set_path(data, path, value):
+    """Copy of data with value set under the dotted path (dicts created as needed)."""
+    if not path or not isinstance(path, str) or any(p == "" for p in path.split(".")):
+        raise ValueError("key path %r must be dot-separated names" % (path,))
+    result = copy.deepcopy(data) if isinstance(data, dict) else {}
+    node = result
+    parts = path.split(".")
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = value
+    return result
