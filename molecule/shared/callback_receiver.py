@@ -1,7 +1,7 @@
 """The HTTPS callback receiver that the scenarios' tests start next to the stack.
 
 It is the service image's hermod-callback-receiver, run on the scenario network under the alias
-`callbacks`, port 8443: the clients' callback_url in molecule.yml (https://callbacks:8443), and the
+`callbacks`, port 8443: the clients' callback_url in molecule.yml (https://callbacks:8443/ws/hermod), and the
 name the certificate made by callback_pki.yml is issued for. The tests add molecule/shared to sys.path
 to import it: pytest, run by testinfra on the scenario's tests folder, puts only that folder there.
 """

@@ -26,6 +26,9 @@ VENV_BIN = os.path.dirname(sys.executable)
 HERE = os.path.dirname(os.path.abspath(__file__))
 NOW = datetime.datetime.now(datetime.timezone.utc)
 DAY = datetime.timedelta(days=1)
+# The integration guide's callback URL shapes.
+IDM_CALLBACK = "https://idm.test/ws/hermod"
+DA_CALLBACK = "https://da.test/https/api/rest/v3.0/personalmessaging"
 
 
 def make_cert(cn, not_before=None, not_after=None):
@@ -86,13 +89,15 @@ class Harness:
             "messaging_compose_project": name,
             "messaging_network_name": name + "-net",
             "messaging_public_url": "https://messaging.test/ms",
+            # The host Traefik serves; the public URL must name it (playbooks/vars/wiring.yml).
+            "traefik_hostname": "messaging.test",
             "messaging_client_key_secret": self.secret,
             "messaging_database_password": self.db_password,
             "messaging_clients": [
-                {"client_id": "idm", "group": "smartid", "callback_url": "https://idm.test/cb",
+                {"client_id": "idm", "group": "smartid", "callback_url": IDM_CALLBACK,
                  "callback_basic_auth": self.basic_auth},
                 {"client_id": "da", "group": "smartid", "key": self.da_key,
-                 "callback_url": "https://da.test/cb"},
+                 "callback_url": DA_CALLBACK},
             ],
         }
         self.inventory = tmp_path / "inventory.yml"

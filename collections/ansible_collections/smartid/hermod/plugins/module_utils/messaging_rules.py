@@ -222,7 +222,8 @@ def check_public_url(url, base_path="", served_hosts=None, served_elsewhere=Fals
     parts = urlsplit(url)
     errors = []
     expected = (base_path or "") + "/ms"
-    if parts.path.rstrip("/") != expected:
+    # A malformed base path is its own error; the path rule would only repeat it.
+    if not check_base_path(base_path) and parts.path.rstrip("/") != expected:
         errors.append("%s must end in %s (https://<host>[:port]%s), its path is %r"
                       % (field, expected, expected, parts.path or ""))
     if parts.query:
