@@ -17,6 +17,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from ansible_collections.smartid.hermod.plugins.module_utils.images_build import (  # noqa: E402
     images_manylinux_platforms,
     images_pack_context,
+    images_sync_shared,
 )
 
 
@@ -29,6 +30,9 @@ def main():
     parser.add_argument("--pack", metavar="ARCHIVE", help="then write the whole build context to this tar file")
     args = parser.parse_args()
 
+    # The context's own package is built from the folder: the shared files must be there first.
+    for rel in images_sync_shared(args.context):
+        print("shared file %s updated from the collection" % rel)
     wheelhouse = os.path.join(args.context, "wheelhouse")
     shutil.rmtree(wheelhouse, ignore_errors=True)
     os.makedirs(wheelhouse)

@@ -1,5 +1,8 @@
 """Unit tests of the image build helpers (content hashes, wheel platforms, build command)."""
 import os
+import tarfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import pytest
 
@@ -77,3 +80,42 @@ def test_pack_context_holds_files_and_wheelhouse_but_no_caches(context, tmp_path
     with tarfile.open(archive) as tar:
         names = sorted(tar.getnames())
     assert names == ["Dockerfile", "app.py", "wheelhouse/pkg-1.0-py3-none-any.whl"]
+
+
+def test_shared_file_is_packed_and_hashed_from_the_collection(tmp_path, monkeypatch):
+    source_dir = tmp_path / "module_utils"
+    source_dir.mkdir()
+    (source_dir / "rules_src.py").write_text("RULE = 1\n")
+    monkeypatch.setattr(images_build, "IMAGES_SHARED_SOURCE_DIR", str(source_dir))
+    context = tmp_path / "ctx"
+    (context / "src" / "pkg").mkdir(parents=True)
+    (context / "Dockerfile").write_text("FROM scratch\n")
+    (context / "shared-files").write_text("# comment\nsrc/pkg/rules.py rules_src.py\n")
+    before = images_build.images_context_hash(str(context))
+    assert "src/pkg/rules.py" in images_build.images_context_files(str(context))
+    # A stale copy in the context changes nothing: the collection's file is what counts.
+    (context / "src" / "pkg" / "rules.py").write_text("RULE = 'stale'\n")
+    assert images_build.images_context_hash(str(context)) == before
+    archive = tmp_path / "ctx.tar"
+    images_build.images_pack_context(str(context), str(archive))
+    with tarfile.open(archive) as packed:
+        assert packed.extractfile("src/pkg/rules.py").read() == b"RULE = 1\n"
+        assert packed.getnames().count("src/pkg/rules.py") == 1
+    (source_dir / "rules_src.py").write_text("RULE = 2\n")
+    assert images_build.images_context_hash(str(context)) != before
+    assert images_build.images_sync_shared(str(context)) == ["src/pkg/rules.py"]
+    assert (context / "src" / "pkg" / "rules.py").read_text() == "RULE = 2\n"
+    assert images_build.images_sync_shared(str(context)) == []
+
+
+def test_messaging_context_carries_the_rules_module_as_hermod_ref_rules():
+    from ansible_collections.smartid.hermod.plugins.module_utils import messaging_rules
+    context = os.path.join(ROOT, "images", "messaging")
+    shared = images_build.images_shared_files(context)
+    assert shared == {"src/hermod_ref/rules.py": os.path.abspath(messaging_rules.__file__)}
+
+
+def test_bad_shared_files_line_is_refused(tmp_path):
+    (tmp_path / "shared-files").write_text("src/x.py ../../etc/passwd\n")
+    with pytest.raises(ValueError, match="line 1"):
+        images_build.images_shared_files(str(tmp_path))

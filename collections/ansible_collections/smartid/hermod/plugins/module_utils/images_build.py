@@ -13,16 +13,67 @@ IMAGES_IGNORED_NAMES = frozenset(
 )
 IMAGES_IGNORED_SUFFIXES = (".pyc", ".pyo")
 
+# A build context can take files from this folder instead of keeping a copy in git (the
+# reference service's rules.py is messaging_rules.py): <context>/shared-files lists them, one
+# "<path in the context> <file in module_utils>" per line. The copy in the context is generated
+# (gitignored); the hash and the packed archive always use the collection's file.
+IMAGES_SHARED_LIST = "shared-files"
+IMAGES_SHARED_SOURCE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def images_shared_files(context_dir):
+    """{path in the context: absolute path of the module_utils file it is a copy of}."""
+    listing = os.path.join(context_dir, IMAGES_SHARED_LIST)
+    shared = {}
+    if not os.path.exists(listing):
+        return shared
+    with open(listing, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            parts = line.split()
+            source = os.path.join(IMAGES_SHARED_SOURCE_DIR, parts[-1])
+            if len(parts) != 2 or os.path.basename(parts[1]) != parts[1] or not os.path.isfile(source):
+                raise ValueError("%s line %d: expected '<path in context> <module_utils file>'"
+                                 % (listing, number))
+            shared[os.path.normpath(parts[0])] = source
+    return shared
+
+
+def images_sync_shared(context_dir):
+    """Copy the shared files into the context where they differ; returns the paths written."""
+    import shutil  # only the sync step needs it
+
+    written = []
+    for rel, source in sorted(images_shared_files(context_dir).items()):
+        target = os.path.join(context_dir, rel)
+        with open(source, "rb") as handle:
+            wanted = handle.read()
+        if os.path.exists(target):
+            with open(target, "rb") as handle:
+                if handle.read() == wanted:
+                    continue
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copyfile(source, target)
+        written.append(rel)
+    return written
+
+
+def _images_source(context_dir, rel, shared):
+    return shared.get(rel) or os.path.join(context_dir, rel)
+
 
 def images_context_files(context_dir):
-    """Relative paths of the files of a build context, sorted, caches left out."""
-    found = []
+    """Relative paths of the files of a build context, sorted, caches left out, shared files in."""
+    shared = images_shared_files(context_dir)
+    found = set(shared)
     for root, dirs, files in os.walk(context_dir):
         dirs[:] = sorted(d for d in dirs if d not in IMAGES_IGNORED_NAMES and not d.endswith(".egg-info"))
         for name in files:
             if name.endswith(IMAGES_IGNORED_SUFFIXES):
                 continue
-            found.append(os.path.relpath(os.path.join(root, name), context_dir))
+            found.add(os.path.relpath(os.path.join(root, name), context_dir))
     return sorted(found)
 
 
@@ -34,6 +85,7 @@ def images_pack_context(context_dir, archive_path):
     """
     import tarfile  # only the packing step needs it
 
+    shared = images_shared_files(context_dir)
     names = images_context_files(context_dir)
     wheelhouse = os.path.join(context_dir, "wheelhouse")
     if os.path.isdir(wheelhouse):
@@ -41,7 +93,7 @@ def images_pack_context(context_dir, archive_path):
     # GNU format: the engine does not recognise a stream that starts with a PAX header as a tar.
     with tarfile.open(archive_path, "w", format=tarfile.GNU_FORMAT) as archive:
         for rel in names:
-            archive.add(os.path.join(context_dir, rel), arcname=rel, recursive=False)
+            archive.add(_images_source(context_dir, rel, shared), arcname=rel, recursive=False)
     return names
 
 
@@ -53,8 +105,9 @@ def images_context_hash(context_dir, extra=()):
     digest = hashlib.sha256()
     for item in extra:
         digest.update(b"extra\0" + str(item).encode() + b"\0")
+    shared = images_shared_files(context_dir)
     for rel in images_context_files(context_dir):
-        path = os.path.join(context_dir, rel)
+        path = _images_source(context_dir, rel, shared)
         digest.update(b"file\0" + rel.encode() + b"\0")
         digest.update(b"x" if os.access(path, os.X_OK) else b"-")
         with open(path, "rb") as handle:
