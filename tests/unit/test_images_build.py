@@ -119,3 +119,23 @@ def test_bad_shared_files_line_is_refused(tmp_path):
     (tmp_path / "shared-files").write_text("src/x.py ../../etc/passwd\n")
     with pytest.raises(ValueError, match="line 1"):
         images_build.images_shared_files(str(tmp_path))
+
+
+def test_component_rules_name_the_operator_variable(tmp_path):
+    (tmp_path / "images" / "messaging").mkdir(parents=True)
+    (tmp_path / "images" / "messaging" / "Dockerfile").write_text("FROM scratch\n")
+    check = images_build.images_check_components
+    ok = [{"name": "messaging", "context": "messaging", "source": "build"}]
+    assert check(ok, str(tmp_path)) == []
+    assert check([{"name": "traefik", "context": "traefik", "source": "registry", "ref": ""}],
+                 str(tmp_path)) == [
+        "traefik_image_source is 'registry': set traefik_image to the image reference"]
+    assert check([{"name": "messaging", "context": "messaging", "source": "archive", "ref": "h:1",
+                   "archive": "/nonexistent.tar"}], str(tmp_path)) == [
+        "messaging_image_source is 'archive': messaging_image_archive '/nonexistent.tar' is not a "
+        "file on the controller"]
+    assert check([{"name": "database", "context": "postgres"}], str(tmp_path)) == [
+        "database_image_source is 'build': no build context %s/images/postgres/Dockerfile" % tmp_path]
+    assert check([{"name": "x", "context": "messaging", "source": "snap"}], str(tmp_path)) == [
+        "x_image_source is 'snap': use build, registry or archive"]
+    assert check(ok + ok, str(tmp_path)) == ["images_components[1]: messaging is listed twice"]

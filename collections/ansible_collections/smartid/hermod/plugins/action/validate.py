@@ -25,8 +25,9 @@ options:
     required: true
   checks:
     description:
-      - Concern name to its arguments. Concerns are C(clients), C(public_url), C(base_path),
-        C(cacerts), C(keystore) (messaging_rules, messaging_certs, messaging_keystore).
+      - Concern name to its arguments. Concerns are C(images) (images_build), C(clients),
+        C(public_url), C(base_path) (messaging_rules), C(cacerts) (messaging_certs),
+        C(keystore) (messaging_keystore).
     type: dict
     required: true
 author:
@@ -60,6 +61,7 @@ warnings_found:
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.smartid.hermod.plugins.module_utils import images_build
 from ansible_collections.smartid.hermod.plugins.module_utils import messaging_certs
 from ansible_collections.smartid.hermod.plugins.module_utils import messaging_keystore
 from ansible_collections.smartid.hermod.plugins.module_utils import messaging_rules
@@ -107,7 +109,12 @@ def _service_mode(tls_termination="traefik", source_ranges=None, server_port=0, 
     return errors, []
 
 
+def _images(components=None, repo_root=""):
+    return images_build.images_check_components(components, repo_root), []
+
+
 CONCERNS = {
+    "images": _images,
     "clients": _clients,
     "public_url": _public_url,
     "base_path": _base_path,

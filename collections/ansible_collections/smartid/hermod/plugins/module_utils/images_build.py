@@ -139,3 +139,43 @@ def images_build_argv(image_ref, context_dir, base_image, build_args=None):
         argv += ["--build-arg", "%s=%s" % (key, value)]
     argv += ["--label", "org.smartid.context-hash=%s" % image_ref.rsplit(":", 1)[-1], "--tag", image_ref, context_dir]
     return argv
+
+
+IMAGES_SOURCES = ("build", "registry", "archive")
+
+
+def images_check_components(components, repo_root):
+    """Rules of the declared image list (controller paths); returns error strings.
+
+    Each component: name, context, source (build | registry | archive), ref (registry and
+    archive), archive (a `docker save` file on the controller), build_args. The operator sets
+    them as <name>_image_source, <name>_image, <name>_image_archive, <name>_image_build_args,
+    wired into images_components in the collection's playbooks/vars/wiring.yml.
+    """
+    errors, seen = [], set()
+    if not isinstance(components, list):
+        return ["images_components must be a list"]
+    for index, item in enumerate(components):
+        if not isinstance(item, dict) or not item.get("name") or not item.get("context"):
+            errors.append("images_components[%d] needs a name and a context" % index)
+            continue
+        name = item["name"]
+        if name in seen:
+            errors.append("images_components[%d]: %s is listed twice" % (index, name))
+        seen.add(name)
+        source = item.get("source") or "build"
+        if source not in IMAGES_SOURCES:
+            errors.append("%s_image_source is '%s': use build, registry or archive" % (name, source))
+        elif source == "build":
+            dockerfile = os.path.join(repo_root or "", "images", item["context"], "Dockerfile")
+            if not os.path.isfile(dockerfile):
+                errors.append("%s_image_source is 'build': no build context %s" % (name, dockerfile))
+        elif not item.get("ref"):
+            errors.append("%s_image_source is '%s': set %s_image to the image reference"
+                          % (name, source, name))
+        elif source == "archive" and not (item.get("archive") and os.path.isfile(item["archive"])):
+            errors.append("%s_image_source is 'archive': %s_image_archive '%s' is not a file on "
+                          "the controller" % (name, name, item.get("archive") or ""))
+        if not isinstance(item.get("build_args") or {}, dict):
+            errors.append("%s_image_build_args must be a mapping" % name)
+    return errors
