@@ -4,7 +4,7 @@ encrypted stream by SNI (TCP router, passthrough) and never sees HTTP.
 A second Traefik instance (trtest-traefik-svc) deployed by the role in service mode in front of a
 TLS-speaking stand-in backend (trtest-backend-tls) whose certificate is signed by the first
 instance's CA. Traefik opens each backend connection with a PROXY protocol v2 header naming the
-client (traefik_passthrough_proxy_protocol), as the inventories wire it for the reference
+client (traefik_passthrough_proxy_protocol), as playbooks/vars/wiring.yml wires it for the reference
 service, whose /command and /util allow-list needs the client's address; the stand-in reads the
 header as the service does. What the messaging role writes for this mode (operator port,
 PROXY protocol port, the allow-list from traefik_command_source_ranges) is checked below with

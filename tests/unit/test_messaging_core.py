@@ -585,7 +585,8 @@ def test_validate_action_concerns_cover_the_keystore(tmp_path):
     assert CONCERNS["keystore"](**dict(args, keystore_password="right"))[0] == []
     assert "set messaging_keystore_src" in CONCERNS["keystore"](**dict(args, keystore_src=""))[0][0]
     assert CONCERNS["keystore"](tls_termination="traefik") == ([], [])
-    assert set(CONCERNS) == {"images", "clients", "public_url", "base_path", "cacerts", "keystore"}
+    assert set(CONCERNS) == {"images", "clients", "public_url", "base_path", "cacerts", "keystore",
+                             "service_mode"}
 
 
 # ------------------------------------------------------------ new clients

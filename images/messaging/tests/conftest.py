@@ -13,6 +13,15 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parents[2] / "collections"))
+
+# hermod_ref/rules.py is the collection's messaging_rules.py (images/messaging/shared-files),
+# not kept in git here: bring the copy up to date before anything imports the package.
+from ansible_collections.smartid.hermod.plugins.module_utils.images_build import (  # noqa: E402
+    images_sync_shared,
+)
+
+images_sync_shared(str(HERE.parent))
 
 import pgtools  # noqa: E402
 from helpers import ReceiverThread, ServiceProcess, make_home  # noqa: E402

@@ -160,3 +160,60 @@ def test_http_and_listener_errors_name_the_key(changes, key):
 def test_client_id_is_matched_in_full(value):
     assert not config.valid_client_id(value)
     assert config.valid_client_id("idm.da_x-1")
+
+
+# The deployment's rule set (hermod_ref.rules is the collection's messaging_rules.py): the
+# service refuses what the role refuses.
+
+
+def test_the_shared_rules_module_is_the_collections_file():
+    import pathlib
+
+    from hermod_ref import rules
+    shared = (pathlib.Path(__file__).resolve().parents[3] / "collections" / "ansible_collections"
+              / "smartid" / "hermod" / "plugins" / "module_utils" / "messaging_rules.py")
+    assert pathlib.Path(rules.__file__).read_bytes() == shared.read_bytes()
+
+
+def test_client_id_of_65_characters_is_refused():
+    t = tree()
+    t["allowed-clients"][0]["client-id"] = "a" * 65
+    with pytest.raises(config.ConfigError) as err:
+        config.from_tree(t)
+    assert str(err.value) == ("allowed-clients[0].client-id: has 65 characters: at most 64 are "
+                              "allowed (1-64 of letters, digits, '.', '_', '-')")
+    t["allowed-clients"][0]["client-id"] = "a" * 64
+    assert list(config.from_tree(t).clients) == ["a" * 64]
+
+
+def test_two_clients_with_the_same_key_are_refused():
+    t = tree()
+    t["allowed-clients"].append({"client-id": "portal", "key": KEY.upper(), "group": "web",
+                                 "callback-url": "https://portal.test/cb"})
+    with pytest.raises(config.ConfigError) as err:
+        config.from_tree(t)
+    assert str(err.value) == ("allowed-clients[1] (client-id=portal).key is the same as the key of "
+                              "allowed-clients[0]: every client needs its own key")
+    assert KEY not in str(err.value) and KEY.upper() not in str(err.value)
+
+
+def test_idm_client_without_basic_auth_is_refused():
+    t = tree()
+    del t["allowed-clients"][0]["callback-basic-auth"]
+    with pytest.raises(config.ConfigError, match=r"^allowed-clients\[0\] \(client-id=idm\)"
+                       r"\.callback-basic-auth is missing"):
+        config.from_tree(t)
+
+
+def test_cacerts_whose_names_share_an_alias_refuse_the_start(tmp_path):
+    from certs import make_ca, pem
+
+    from hermod_ref.delivery import truststore
+    (tmp_path / "My-Corp-CA.cer").write_bytes(pem(make_ca("one")[1]))
+    (tmp_path / "my-corp-ca.cer").write_bytes(pem(make_ca("two")[1]))
+    with pytest.raises(truststore.CacertsError) as err:
+        truststore.load(str(tmp_path))
+    assert str(err.value) == ("%s/My-Corp-CA.cer and %s/my-corp-ca.cer would both get the "
+                              "certificate alias my-corp-ca: rename one" % (tmp_path, tmp_path))
+    (tmp_path / "My-Corp-CA.cer").unlink()
+    assert list(truststore.load(str(tmp_path)).entries) == ["my-corp-ca"]

@@ -17,6 +17,10 @@ from urllib.parse import urlsplit
 
 import yaml
 
+# The deployment's rule set (the collection's module_utils/messaging_rules.py, copied into the
+# build context by the images role): the role refuses what the service would refuse.
+from . import rules
+
 
 class ConfigError(ValueError):
     """Invalid configuration; str() names the key first."""
@@ -99,8 +103,6 @@ class Config:
 
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
-_CLIENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _JDBC = re.compile(r"jdbc:postgresql://(?P<host>[^/:?]+)(?::(?P<port>\d+))?/(?P<db>[^/?]+)(?:\?.*)?")
 _BASE_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)*")
 
@@ -108,7 +110,7 @@ _BASE_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)*")
 def valid_client_id(client_id: str) -> bool:
     """A client id as allowed-clients and /util/generateclient accept it (the whole string:
     `$` would also accept a trailing newline)."""
-    return _CLIENT_ID.fullmatch(client_id) is not None
+    return isinstance(client_id, str) and rules.client_id_problem(client_id) is None
 
 
 def kebab(key: str) -> str:
@@ -281,12 +283,13 @@ def _clients(reader: _Reader) -> dict[str, Client]:
         if unknown:
             raise ConfigError(f"{key}.{sorted(unknown)[0]}: unknown client setting")
         cid = item.get("client-id")
-        if not isinstance(cid, str) or not valid_client_id(cid):
-            raise ConfigError(f"{key}.client-id: required, 1-64 of letters, digits, '.', '_', '-'")
+        problem = rules.client_id_problem(cid)
+        if problem:
+            raise ConfigError(f"{key}.client-id: {problem} (1-64 of letters, digits, '.', '_', '-')")
         if cid in clients:
             raise ConfigError(f"{key}.client-id: duplicate client id {cid!r}")
         secret = item.get("key")
-        if not isinstance(secret, str) or not _HEX64.fullmatch(secret):
+        if rules.key_problem(secret):
             raise ConfigError(f"{key}.key: must be 64 hexadecimal characters (256 bit)")
         group = item.get("group", cid)
         if not isinstance(group, (str, int)) or isinstance(group, bool) or not str(group):
@@ -303,6 +306,12 @@ def _clients(reader: _Reader) -> dict[str, Client]:
             user, password = auth.split(":", 1)
             basic = (user, password)
         clients[cid] = Client(cid, secret.lower(), str(group), url, basic)
+    # The rules across clients (unique keys, one group for IDM and DA, basic auth on IDM
+    # callbacks), as the deployment checks them; http callbacks stay the operator's choice.
+    problems, _warnings = rules.check_clients(raw, field="allowed-clients", allow_http_callbacks=True,
+                                              allow_empty=True, kebab_case=True)
+    if problems:
+        raise ConfigError("; ".join(problems))
     return clients
 
 

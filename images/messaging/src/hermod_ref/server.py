@@ -62,7 +62,11 @@ def main(argv=None) -> int:
     except ValueError as exc:
         log.error("%s", exc)
         return 2
-    trust = truststore.load(os.path.join(home, "cacerts"))
+    try:
+        trust = truststore.load(os.path.join(home, "cacerts"))
+    except truststore.CacertsError as exc:
+        log.error("Invalid cacerts: %s", exc)
+        return 2
     sys.stdout.write(banner.render(rel.version))
     sys.stdout.flush()
     config_path = args.config or os.path.join(home, "config", "hermod-conf.yml")

@@ -3,6 +3,8 @@
 Logs one `INFO: Adding certificate <file> using alias <alias>` line per accepted
 file, in file-name order, before the banner (the bundle checks this). A file that
 is not a PEM certificate is reported as an ERROR and skipped; the service goes on.
+Names follow the deployment's rules (hermod_ref.rules): two files that would get the same
+alias (names that differ only in case) refuse the start, as the deployment refuses them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from .. import rules
+
 log = logging.getLogger("hermod.truststore")
+
+
+class CacertsError(ValueError):
+    """The cacerts folder holds files the service must not start with."""
 
 
 @dataclass
@@ -59,11 +67,13 @@ def load(folder: str) -> TrustStore:
         log.warning("Certificate folder %s is not readable (%s): callbacks trust no extra CA",
                     folder, exc.strerror or exc)
         return TrustStore(entries)
-    for name in names:
-        if not name.endswith(".cer"):
-            continue
+    cer_names = [name for name in names if name.endswith(".cer")]
+    problems = rules.check_cacert_names([(name, os.path.join(folder, name)) for name in cer_names])
+    if problems:
+        raise CacertsError("; ".join(problems))
+    for name in cer_names:
         path = os.path.join(folder, name)
-        alias = name[: -len(".cer")].lower()
+        alias = rules.cacert_alias(name)
         try:
             certs = _read_certificates(path)
         except (OSError, ValueError) as exc:

@@ -1,6 +1,8 @@
 """Callback receiver for smoke tests and benchmarks.
 
-Accepts `POST /callback/<type>`, checks HTTP basic auth when configured, records every
+Accepts `POST [<base>]/callback/<type>` (the base of a callback-url as the integration guide
+shapes it: /ws/hermod for Identity Manager, /https/api/rest/v3.0/personalmessaging for Digital
+Access), checks HTTP basic auth when configured, records every
 callback (JSON lines file and/or in memory) and counts duplicates by Idempotency-Key.
 `GET /stats` returns the counters.
 
@@ -76,7 +78,9 @@ class Receiver:
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=1 << 20)
-        app.add_routes([web.post("/callback/{type}", self.handle), web.get("/stats", self.stats)])
+        app.add_routes([web.post("/callback/{type}", self.handle),
+                        web.post("/{base:.+}/callback/{type}", self.handle),
+                        web.get("/stats", self.stats)])
         return app
 
 

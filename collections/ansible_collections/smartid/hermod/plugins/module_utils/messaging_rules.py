@@ -75,7 +75,7 @@ def client_id_problem(cid):
         return "is missing"
     if len(cid) > CLIENT_ID_MAX:
         return "has %d characters: at most %d are allowed" % (len(cid), CLIENT_ID_MAX)
-    if not CLIENT_ID_RE.match(cid):
+    if not CLIENT_ID_RE.fullmatch(cid):
         return ("may contain only letters, digits, '.', '_' and '-' and must start with a "
                 "letter or digit")
     return None
@@ -87,7 +87,7 @@ def key_problem(key):
         return "must be a string of 64 hex characters"
     if len(key) != 64:
         return "must be 64 hex characters (256 bit), it has %d" % len(key)
-    if not KEY_RE.match(key):
+    if not KEY_RE.fullmatch(key):
         return "must be 64 hex characters (256 bit): it holds non-hex characters"
     return None
 
@@ -117,8 +117,27 @@ def url_problem(url, schemes):
 
 def check_clients(clients, key_secret=None, allow_http_callbacks=False,
                   field="messaging_clients", secret_field="messaging_client_key_secret",
-                  allow_empty=False):
-    """Rules of the client list; returns (errors, warnings)."""
+                  allow_empty=False, kebab_case=False):
+    """Rules of the client list; returns (errors, warnings).
+
+    kebab_case: name the settings as hermod-conf.yml spells them (client-id, callback-url), for
+    the service's own configuration check.
+    """
+    errors, warnings = _check_clients(clients, key_secret, allow_http_callbacks, field,
+                                      secret_field, allow_empty)
+    if kebab_case:
+        errors, warnings = _kebab(errors), _kebab(warnings)
+    return errors, warnings
+
+
+_SNAKE_NAMES = re.compile(r"(?<=[.(])(client_id|callback_url|callback_basic_auth)\b")
+
+
+def _kebab(messages):
+    return [_SNAKE_NAMES.sub(lambda m: CLIENT_FIELDS[m.group(1)], text) for text in messages]
+
+
+def _check_clients(clients, key_secret, allow_http_callbacks, field, secret_field, allow_empty):
     errors, warnings = [], []
     if clients is None:
         clients = []
@@ -244,7 +263,7 @@ def cacert_target_name(name):
         if base.lower().endswith(suffix):
             stem = base[: -len(suffix)]
             break
-    if not stem or not CERT_NAME_RE.match(stem):
+    if not stem or not CERT_NAME_RE.fullmatch(stem):
         raise RuleError("certificate name %r may contain only letters, digits, '.', '_' and '-'"
                         % str(name))
     return stem + ".cer"
