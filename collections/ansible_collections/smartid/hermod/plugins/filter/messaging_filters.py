@@ -10,10 +10,10 @@ from ansible_collections.smartid.hermod.plugins.module_utils import messaging_ru
 from ansible_collections.smartid.hermod.plugins.module_utils import messaging_startup as startup
 
 
-def messaging_client_key(client_id, secret):
-    """HMAC-SHA256(secret, client_id) hex: the derived API key of a client."""
+def messaging_client_key(client_id, secret, generation=0):
+    """HMAC-SHA256(secret, client_id) hex: the derived API key of a client (of a rotation generation)."""
     try:
-        return keys.derive_client_key(secret, client_id)
+        return keys.derive_client_key(secret, client_id, generation)
     except ValueError as exc:
         raise AnsibleFilterError(str(exc)) from None
 
@@ -23,9 +23,12 @@ def messaging_api_key_header(key, client_id):
     return keys.api_key_header(client_id, key)
 
 
-def messaging_allowed_clients(clients, secret=None):
-    """Inventory client list -> hermod-conf.yml `allowed-clients` entries."""
-    return config.allowed_clients(clients, secret or None)
+def messaging_allowed_clients(clients, secret=None, generations=None):
+    """Inventory client list -> hermod-conf.yml `allowed-clients` entries (rotated keys per generations)."""
+    try:
+        return config.allowed_clients(clients, secret or None, generations or None)
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc)) from None
 
 
 def messaging_set_path(data, path, value, skip_empty=False):

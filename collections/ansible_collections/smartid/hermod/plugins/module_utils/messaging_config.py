@@ -10,14 +10,19 @@ from ansible_collections.smartid.hermod.plugins.module_utils.messaging_keys impo
 from ansible_collections.smartid.hermod.plugins.module_utils.messaging_rules import normalize_client
 
 
-def allowed_clients(clients, key_secret=None):
-    """The `allowed-clients` list of hermod-conf.yml, keys derived where not given."""
+def allowed_clients(clients, key_secret=None, generations=None):
+    """The `allowed-clients` list of hermod-conf.yml, keys derived where not given.
+
+    generations: {client-id: n} of the clients whose derived key was rotated.
+    """
     result = []
+    generations = generations or {}
     for raw in clients or []:
         client = normalize_client(raw)
         key = client.get("key")
         if not key and key_secret:
-            key = derive_client_key(key_secret, client.get("client_id", ""))
+            cid = client.get("client_id", "")
+            key = derive_client_key(key_secret, cid, generations.get(cid, 0))
         item = {"client-id": client.get("client_id"), "key": key, "group": client.get("group")}
         if client.get("callback_basic_auth"):
             item["callback-basic-auth"] = client["callback_basic_auth"]

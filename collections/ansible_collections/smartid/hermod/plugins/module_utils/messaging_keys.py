@@ -11,11 +11,19 @@ import re
 from ansible_collections.smartid.hermod.plugins.module_utils.messaging_rules import KEY_RE
 
 
-def derive_client_key(secret, client_id):
-    """HMAC-SHA256(secret, client-id) as 64 lowercase hex characters."""
+def derive_client_key(secret, client_id, generation=0):
+    """HMAC-SHA256(secret, client-id) as 64 lowercase hex characters.
+
+    Each rotation of a client's key raises its generation; generation 0 is the key every client
+    starts with, generation n > 0 is HMAC-SHA256(secret, "<client-id>#<n>").
+    """
     if not secret:
         raise ValueError("messaging_client_key_secret is empty")
-    return hmac.new(_b(secret), _b(client_id), hashlib.sha256).hexdigest()
+    generation = int(generation or 0)
+    if generation < 0:
+        raise ValueError("key generation of %s must not be negative" % client_id)
+    message = client_id if generation == 0 else "%s#%d" % (client_id, generation)
+    return hmac.new(_b(secret), _b(message), hashlib.sha256).hexdigest()
 
 
 def api_key_header(client_id, key):
