@@ -13,6 +13,9 @@ import json
 import subprocess
 import time
 
+# Where the receiver records every callback it accepts (JSON lines), inside its container.
+RECORD = "/tmp/callbacks.jsonl"
+
 
 def _docker(*args, check=True):
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=check)
@@ -30,7 +33,7 @@ def callback_receiver_running(name, network, image, basic_auth, pki_dir):
     _docker("run", "-d", "--name", name, "--network", network, "--network-alias", "callbacks",
             "-v", "%s:/pki:ro" % pki_dir, "--entrypoint", "/opt/hermod/bin/hermod-callback-receiver", image,
             "--host", "0.0.0.0", "--port", "8443", "--basic-auth", basic_auth,
-            "--tls-cert", "/pki/callbacks.pem", "--tls-key", "/pki/callbacks.key")
+            "--tls-cert", "/pki/callbacks.pem", "--tls-key", "/pki/callbacks.key", "--record", RECORD)
     try:
         yield
     finally:
@@ -44,6 +47,12 @@ def callback_receiver_stats(name):
              "print(urllib.request.urlopen('https://127.0.0.1:8443/stats', context=ctx).read().decode())")
     result = _docker("exec", name, "python3", "-c", probe, check=False)
     return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def callback_receiver_records(name):
+    """Every callback the receiver accepted: [{type, idempotencyKey, attempt, body}], oldest first."""
+    result = _docker("exec", name, "cat", RECORD, check=False)
+    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
 
 
 def callback_receiver_wait_for_callback(name, timeout):

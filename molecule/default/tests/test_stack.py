@@ -9,6 +9,7 @@ import os
 import ssl
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -26,7 +27,11 @@ PUBLIC = "https://localhost:28443"
 sys.path.insert(0, os.path.join(PROJECT, "images", "messaging", "src"))
 # The callback receiver is shared with the other scenarios' tests.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared"))
-from callback_receiver import callback_receiver_running, callback_receiver_wait_for_callback  # noqa: E402
+from callback_receiver import (  # noqa: E402
+    callback_receiver_records,
+    callback_receiver_running,
+    callback_receiver_wait_for_callback,
+)
 
 
 def docker(*args, check=True):
@@ -60,7 +65,21 @@ def test_component_runs_healthy_and_compose_works_by_hand(host, component):
     rows = [json.loads(line) for line in ps.stdout.splitlines() if line.strip()]
     assert rows, "docker compose ps in the %s folder lists nothing" % component
     assert all(row["State"] == "running" for row in rows), rows
-    assert all(row.get("Health") in ("healthy", "") for row in rows), rows
+    # Every component has a health check: anything but "healthy" (starting, unhealthy, none) fails.
+    assert all(row.get("Health") == "healthy" for row in rows), rows
+
+
+def test_messaging_readiness_reports_up_with_the_database():
+    ids = docker("compose", "--project-directory", COMPOSE + "/messaging", "ps", "-q").stdout.split()
+    assert len(ids) == 1, ids
+    # Asked inside the container: the port is not published in this scenario.
+    probe = ("import json, urllib.request; r = urllib.request.urlopen("
+             "'http://127.0.0.1:20400/actuator/health/readiness', timeout=10); print(r.status, r.read().decode())")
+    result = docker("exec", ids[0], "python3", "-c", probe, check=False)
+    assert result.returncode == 0, result.stderr
+    status, body = result.stdout.split(" ", 1)
+    assert status == "200"
+    assert json.loads(body)["status"] == "UP", body
 
 
 def test_alias_line_for_the_callback_ca_comes_before_the_banner(host):
@@ -122,4 +141,34 @@ def test_complete_lifecycle_through_traefik(callback_receiver):
 
     stats = callback_receiver_wait_for_callback(RECEIVER, timeout=60)
     assert stats and stats.get("unique", 0) == 1, stats
+    # The receiver takes only idm's basic-auth pair: the callback went to the client that sent the command.
     assert stats.get("unauthorized", 0) == 0, stats
+
+    records = callback_receiver_records(RECEIVER)
+    assert len(records) == 1, records
+    record = records[0]
+    assert record["type"] == "provision", record
+    assert record["idempotencyKey"], record
+    callback = record["body"]
+    assert callback["messageId"] == accepted["messageId"], callback
+    assert callback["type"] == "provision"
+    assert callback["status"] == "answered"
+    assert callback["nonce"] == "molecule-nonce-0001"
+    assert callback["userid"] == "alice"
+    assert callback["responseformat"] == "jws"
+    # The result: the device's JWS over the command's nonce, and the key it registered.
+    parts = callback["response"].split(".")
+    assert len(parts) == 3, callback["response"]
+    payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    assert payload["nonce"] == "molecule-nonce-0001", payload
+    assert callback["deviceKey"]["kty"] == "EC" and callback["deviceKey"]["crv"] == "P-256", callback
+    # The service marks the callback delivered once the receiver answered.
+    deadline = time.monotonic() + 30
+    while True:
+        row = docker("exec", "molecule-database", "psql", "-X", "-At", "-U", "hermod", "-d", "hermod", "-c",
+                     "SELECT client_id || ' ' || callback_type || ' ' || state FROM hermod_callback"
+                     " WHERE command_id = '%s'" % accepted["messageId"]).stdout.strip()
+        if row.endswith("delivered") or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert row == "idm provision delivered", row
