@@ -74,6 +74,11 @@ def playbook(name, *extra):
                           capture_output=True, text=True, env=env, cwd=PROJECT, timeout=1800)
 
 
+def output(run):
+    """Everything the run printed: the default callback writes failed tasks to stderr."""
+    return run.stdout + run.stderr
+
+
 def recap(run):
     """{'ok': n, 'changed': n, 'failed': n, ...} of the one host, from PLAY RECAP."""
     match = re.search(r"restore-molecule\s+:\s+(.*)", run.stdout)
@@ -187,8 +192,8 @@ def test_refused_restore_leaves_messaging_running_and_compose_files_unchanged():
     run = playbook("restore")
 
     assert run.returncode != 0
-    assert "restore refused, nothing was changed" in run.stdout, run.stdout[-3000:]
-    assert re.search(r"database hermod already holds \d+ tables", run.stdout), run.stdout[-3000:]
+    assert "restore refused, nothing was changed" in output(run), output(run)[-3000:]
+    assert re.search(r"database hermod already holds \d+ tables", output(run)), output(run)[-3000:]
     info = container("messaging")
     # Never stopped: the same start, still healthy.
     assert info["State"]["Running"] and info["State"]["StartedAt"] == started
@@ -231,10 +236,10 @@ def test_verify_playbook_passes_on_the_restored_stack():
 def test_rotate_client_key_refuses_an_unknown_client_and_an_explicit_key():
     unknown = playbook("rotate_client_key", "-e", "client_id=nobody")
     assert unknown.returncode != 0
-    assert "Give -e client_id=<id> of one of messaging_clients (idm, da)" in unknown.stdout
+    assert "Give -e client_id=<id> of one of messaging_clients (idm, da)" in output(unknown)
     explicit = playbook("rotate_client_key", "-e", "client_id=da")
     assert explicit.returncode != 0
-    assert "client da has an explicit key in messaging_clients" in explicit.stdout
+    assert "client da has an explicit key in messaging_clients" in output(explicit)
     assert command_status(api_key("da", DA_KEY)) == 400
 
 
@@ -301,10 +306,11 @@ def test_uninstall_without_confirmation_changes_nothing():
     run = playbook("uninstall")
 
     assert run.returncode != 0
-    assert "Refusing to uninstall Smart ID Messaging from restore-molecule" in run.stdout
-    assert "-e smartid_uninstall_confirm=restore-molecule" in run.stdout
+    assert "Refusing to uninstall Smart ID Messaging from restore-molecule" in output(run)
+    assert "-e smartid_uninstall_confirm=restore-molecule" in output(run)
     wrong = playbook("uninstall", "-e", "smartid_uninstall_confirm=another-host")
     assert wrong.returncode != 0
+    assert "Nothing was changed" in output(wrong)
     assert container("messaging")["State"]["StartedAt"] == started
     assert compose_checksums() == state["checksums"]
 
