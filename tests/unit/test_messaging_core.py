@@ -97,19 +97,19 @@ def test_derived_key_always_valid(secret, cid):
 
 def test_rotated_generation_is_hmac_of_id_and_generation():
     # Generation 0 is the key every client starts with; rotation n uses "<id>#<n>".
-    assert core.derive_client_key("s", "idm", 0) == core.derive_client_key("s", "idm")
-    assert core.derive_client_key("s", "idm", 2) == hmac.new(b"s", b"idm#2", hashlib.sha256).hexdigest()
-    keys = {core.derive_client_key("s", "idm", n) for n in range(5)}
-    assert len(keys) == 5
+    assert keys.derive_client_key("s", "idm", 0) == keys.derive_client_key("s", "idm")
+    assert keys.derive_client_key("s", "idm", 2) == hmac.new(b"s", b"idm#2", hashlib.sha256).hexdigest()
+    derived = {keys.derive_client_key("s", "idm", n) for n in range(5)}
+    assert len(derived) == 5
     with pytest.raises(ValueError):
-        core.derive_client_key("s", "idm", -1)
+        keys.derive_client_key("s", "idm", -1)
 
 
 def test_allowed_clients_uses_the_rotated_generation_of_derived_keys_only():
-    out = core.allowed_clients([client("idm", key=None), client("da", key=None), client("x", key=KEY_A)],
+    out = config.allowed_clients([client("idm", key=None), client("da", key=None), client("x", key=KEY_A)],
                                "sec", {"idm": 3, "x": 7})
-    assert out[0]["key"] == core.derive_client_key("sec", "idm", 3)
-    assert out[1]["key"] == core.derive_client_key("sec", "da")
+    assert out[0]["key"] == keys.derive_client_key("sec", "idm", 3)
+    assert out[1]["key"] == keys.derive_client_key("sec", "da")
     # An explicit key is the inventory's; a recorded generation does not change it.
     assert out[2]["key"] == KEY_A
     assert messaging_filters.messaging_client_key("idm", "sec", 3) == out[0]["key"]
