@@ -90,7 +90,7 @@ def test_public_url_at_top_level():
     ({"server__ssl": {"enabled": True}}, "server.ssl.key-store"),
     ({"server__ssl": {"enabled": True, "key-store": "x", "key-store-type": "JKS"}}, "server.ssl.key-store-type"),
     ({"springdoc": {"swagger-ui": {"enabled": "perhaps"}}}, "springdoc.swagger-ui.enabled"),
-    ({"hermod": {"callback": {"lease": 5, "timeout": 10}}}, "hermod.callback.lease"),
+    ({"hermod": {"callback": {"lease": 2}}}, "hermod.callback.lease"),
     ({"hermod": {"command": {"default-lifespan": 100, "max-lifespan": 50}}}, "hermod.command.default-lifespan"),
 ])
 def test_errors_name_the_key(changes, key):

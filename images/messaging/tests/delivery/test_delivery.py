@@ -217,3 +217,46 @@ def test_base_files_write_no_history(database):
     with psycopg.connect(dsn) as conn:
         conn.execute((pgtools.SQL_DIR / "V1.1.0__base_version.sql").read_text())
         assert conn.execute("SELECT to_regclass('flyway_schema_history')").fetchone()[0] is None
+
+
+def test_lease_renewed_while_delivering_and_free_soon_after_the_holder_dies(database):
+    """A delivery outlasting the lease keeps it (renewed by its holder); once the holder stops
+    renewing (a killed process), another node claims the callback within one lease."""
+    import asyncio
+    import types
+
+    import asyncpg
+
+    from hermod_ref.delivery.dispatcher import Dispatcher
+    from hermod_ref.store import queries as store
+
+    dsn = database("V1.1.0__base_version.sql")
+    with psycopg.connect(dsn) as conn:
+        conn.execute("""INSERT INTO hermod_command (id, client_id, client_group, command_type, reference, nonce,
+                        userid, response_format, payload, timeout_seconds, expires_at, state)
+                        VALUES (gen_random_uuid(), 'idm', 'g', 'ping', 'ref-renew', 'n', 'u', 'json', '{}', 1, now(),
+                                'answered')""")
+        conn.execute("""INSERT INTO hermod_callback (id, command_id, client_id, callback_type, body)
+                        SELECT gen_random_uuid(), id, 'idm', 'ping', '{}' FROM hermod_command""")
+    lease = 3
+
+    async def main():
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+        try:
+            claimed = await pool.fetch(store.CLAIM, "node-a", lease, 10)
+            assert len(claimed) == 1
+            holder = types.SimpleNamespace(cfg=types.SimpleNamespace(callback_lease=lease), pool=pool,
+                                           node="node-a", _held={claimed[0]["id"]})
+            renewer = asyncio.create_task(Dispatcher._renew_loop(holder))
+            await asyncio.sleep(2 * lease)  # twice the lease: without renewal node-b would get it
+            assert await pool.fetch(store.CLAIM, "node-b", lease, 10) == []
+            renewer.cancel()  # the holder dies: nothing renews any more
+            t0 = time.monotonic()
+            while not (taken := await pool.fetch(store.CLAIM, "node-b", lease, 10)):
+                await asyncio.sleep(0.1)
+            assert [r["id"] for r in taken] == [claimed[0]["id"]] and taken[0]["attempts"] == 2
+            return time.monotonic() - t0
+        finally:
+            await pool.close()
+
+    assert asyncio.run(main()) <= lease + 0.5

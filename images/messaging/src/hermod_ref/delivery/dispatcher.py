@@ -1,9 +1,10 @@
 """Callback delivery: claim due callbacks under a lease, POST them, record the outcome.
 
-Every worker of every node runs one. `FOR UPDATE SKIP LOCKED` plus a lease longer than
-twice the HTTP timeout means two nodes never hold the same callback at once; a node
-that dies mid-delivery lets its lease run out and another node retries (at-least-once,
-so every POST carries `Idempotency-Key: <callback id>`). Outcomes of attempts that end
+Every worker of every node runs one. `FOR UPDATE SKIP LOCKED` plus a lease that the
+holder renews every third of it while the delivery lasts means two nodes never hold the
+same callback at once; a node that dies mid-delivery stops renewing, its lease runs out
+within one lease period and another node retries (at-least-once, so every POST carries
+`Idempotency-Key: <callback id>`). Outcomes of attempts that end
 together are written back in one statement.
 """
 
@@ -49,6 +50,7 @@ class Dispatcher:
         self._inflight = 0
         self._slot_free = asyncio.Event()
         self._tasks: set[asyncio.Task] = set()
+        self._held: set = set()  # ids of the callbacks this worker is delivering (lease renewed)
         self._record_sql = queries.record_outcomes_sql(release.records_attempts)
         self.outcomes = Batcher(self._record_many, None, max_batch=500, max_inflight=2)
         # per client, computed once: where to POST and the Authorization header
@@ -63,6 +65,7 @@ class Dispatcher:
         self._slot_free.set()
 
     async def run(self) -> None:
+        renewer = asyncio.create_task(self._renew_loop())
         try:
             await self._claim_loop()
         finally:
@@ -71,7 +74,20 @@ class Dispatcher:
             while self._inflight > 0:
                 self._slot_free.clear()
                 await self._slot_free.wait()
+            renewer.cancel()
             self.client.close()
+
+    async def _renew_loop(self) -> None:
+        """Every third of the lease, extend the leases of the deliveries in flight."""
+        interval = self.cfg.callback_lease / 3
+        while True:
+            await asyncio.sleep(interval)
+            if not self._held:
+                continue
+            try:
+                await self.pool.execute(queries.RENEW, list(self._held), self.node, self.cfg.callback_lease)
+            except Exception as exc:  # noqa: BLE001 - database away: the lease may run out, delivery is at-least-once
+                log.warning("Renewing %d callback lease(s) failed: %s", len(self._held), type(exc).__name__)
 
     def reserve(self) -> bool:
         """A delivery slot for a callback about to be queued already claimed by this node
@@ -122,12 +138,14 @@ class Dispatcher:
                 pass
 
     async def _attempt(self, row) -> None:
+        self._held.add(row["id"])
         try:
             result = await self._deliver(row)
             await self.outcomes.submit((row, result))
         except Exception as exc:  # noqa: BLE001 - the lease runs out and it is retried
             log.warning("Callback %s: recording the outcome failed (%s)", row["id"], type(exc).__name__)
         finally:
+            self._held.discard(row["id"])
             self._inflight -= 1
             self._slot_free.set()
 

@@ -206,6 +206,13 @@ RETURNING id
 
 # Claim due callbacks under a lease. A lease that ran out (a node died mid-delivery)
 # makes the callback due again: at-least-once.
+# Extend the leases of the callbacks a node is delivering, so that the lease can be short
+# (a dead node's callbacks are retried soon) and still outlast a slow delivery.
+RENEW = """
+UPDATE hermod_callback SET lease_until = now() + make_interval(secs => $3)
+ WHERE id = ANY($1::uuid[]) AND lease_owner = $2 AND state = 'pending'
+"""
+
 CLAIM = """
 UPDATE hermod_callback c
    SET lease_owner = $1, lease_until = now() + make_interval(secs => $2), attempts = c.attempts + 1
