@@ -131,7 +131,7 @@ def start_receiver() -> None:
         docker("rm", "-f", RECEIVER, check=False)
         aliases = [a for h in CALLBACK_HOSTS.values() for a in ("--network-alias", h)]
         docker("run", "-d", "--name", RECEIVER, "--network", NETWORK, *aliases, "-p", "127.0.0.1:20490:8080",
-               "--read-only", "--cap-drop", "ALL", "-v", f"{BENCH}:/bench:ro", "-v", f"{WORK}:/work:ro",
+               "--read-only", "--cap-drop", "ALL", "--no-healthcheck", "-v", f"{BENCH}:/bench:ro", "-v", f"{WORK}:/work:ro",
                "--entrypoint", "python3", image, "/bench/stack_receiver.py", "--cert", "/work/receiver.pem",
                "--key", "/work/receiver.key", "--auth-file", "/work/basic-auth")
     for _ in range(100):
@@ -337,7 +337,16 @@ def loadgen(index, nproc, path, mode, rate, duration, concurrency, users, run_ta
             except Exception as exc:  # noqa: BLE001 - counted, and the run goes on
                 errors.append(f"{type(exc).__name__}: {exc}"[:300])
                 conn.transport.close()
-                return await connect()
+                return await reconnect()
+
+        async def reconnect():
+            """The service may be restarting (fault modes): retry for up to two minutes."""
+            for _ in range(600):
+                try:
+                    return await connect()
+                except OSError:
+                    await asyncio.sleep(0.2)
+            return await connect()
 
         if mode == "closed":
             async def worker(conn):
@@ -393,7 +402,7 @@ def run_load(path, mode, rate, duration, args, during=None) -> dict:
     for r in readies:
         if not r.wait(300):
             raise SystemExit("load generator not ready")
-    control("/reset")
+    control("/reset", {})
     meter = CpuMeter()
     load0 = os.getloadavg()
     before = meter.sample()
@@ -518,10 +527,11 @@ class Fault:
         self.log.append(("start", time.time()))
         if self.kind == "kill9":
             name = messaging_container()
-            pid = docker("inspect", "-f", "{{.State.Pid}}", name)
-            # The service's own process (PID 1 of the container deployed by this stack); the
-            # restart policy starts a new one.
-            subprocess.run(["docker", "kill", "-s", "KILL", name], check=True, capture_output=True)
+            pid = int(docker("inspect", "-f", "{{.State.Pid}}", name))
+            # The service's own process (PID 1 of the container this stack deployed), killed as
+            # a crash would: the restart policy starts a new one (`docker kill` would count as a
+            # manual stop and leave it down).
+            os.kill(pid, 9)
             self.log.append(("killed", time.time(), pid))
         elif self.kind == "pgrestart":
             subprocess.run(["docker", "restart", "smartid-database"], check=True, capture_output=True)
