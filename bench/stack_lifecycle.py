@@ -613,6 +613,38 @@ def plot(args) -> int:
     return 0
 
 
+def report(args) -> int:
+    """Markdown tables of result files (bench and fault), for bench/stack_lifecycle.md."""
+    for name in args.files:
+        doc = json.loads(Path(name).read_text())
+        print(f"\n**{Path(name).name}** ({doc['when']}, load average {doc['load_avg']}, note: {doc.get('note') or '-'},"
+              f" via {doc.get('via', 'published')} ports)\n")
+        if "result" in doc:
+            r = doc["result"]
+            print("| fault | lifecycles answered | errors (refused/lost connections) | callbacks delivered | lost |"
+                  " duplicate callbacks | longest answer-to-callback s |\n|---|---:|---:|---:|---:|---:|---:|")
+            print(f"| {doc['kind']} | {r['lifecycles']} | {r['errors']} | {r['callbacks']} | {r['lost']} |"
+                  f" {r['duplicate_ids']} | {r['answer_to_callback_max_s']} |")
+            continue
+        print("| path | mode | offered/s | lifecycles | lifecycles/s | accept p50/p99/p99.9 ms |"
+              " lifecycle p50/p99/p99.9 ms | lost | dup | errors |\n|---|---|---:|---:|---:|---|---|---:|---:|---:|")
+        for r in doc["closed"] + doc["open"]:
+            a, c = r["accept_ms"], r["lifecycle_ms"]
+            print(f"| {r['path']} | {r['mode']} | {r['offered_per_s'] or '-'} | {r['lifecycles']} |"
+                  f" {r['lifecycles_per_s']} | {a['p50']} / {a['p99']} / {a['p99.9']} |"
+                  f" {c['p50']} / {c['p99']} / {c['p99.9']} | {r['lost']} | {r['duplicate_ids']} | {r['errors']} |")
+        if doc.get("ratio") is not None:
+            print(f"\nThrough Traefik / direct (closed loop): **{doc['ratio']}**")
+        comps = sorted({k for r in doc["closed"] for k in r["cpu_ms_per_lifecycle"]})
+        print("\nCPU ms per lifecycle (closed loop):\n\n| component | " +
+              " | ".join(r["path"] for r in doc["closed"]) + " |\n|---|" + "---:|" * len(doc["closed"]))
+        for comp in comps:
+            print(f"| {comp} | " + " | ".join(str(r["cpu_ms_per_lifecycle"].get(comp)) for r in doc["closed"]) + " |")
+        print("| **total** | " + " | ".join(str(round(sum(v or 0 for v in r["cpu_ms_per_lifecycle"].values()), 2))
+                                          for r in doc["closed"]) + " |")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -638,8 +670,10 @@ def main() -> int:
             p.add_argument("--hold", type=float, default=60.0)
     p = sub.add_parser("plot")
     p.add_argument("--results")
+    p = sub.add_parser("report")
+    p.add_argument("files", nargs="+")
     args = parser.parse_args()
-    return {"setup": setup, "bench": bench, "fault": fault, "plot": plot}[args.cmd](args)
+    return {"setup": setup, "bench": bench, "fault": fault, "plot": plot, "report": report}[args.cmd](args)
 
 
 if __name__ == "__main__":
