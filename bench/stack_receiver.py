@@ -83,7 +83,7 @@ def callback_protocol(state: State):
             state.keys[key] = state.keys.get(key, 0) + 1
             seen = state.arrivals.get(mid)
             if seen is None:
-                state.arrivals[mid] = [time.time(), doc.get("status"), 1]
+                state.arrivals[mid] = [time.time(), doc.get("status"), 1, doc.get("type")]
             else:
                 seen[2] += 1
                 state.stats["duplicate_ids"] += 1
