@@ -391,7 +391,7 @@ def loadgen(index, nproc, path, mode, rate, duration, concurrency, users, run_ta
 def run_load(path, mode, rate, duration, args, during=None) -> dict:
     """Start the load processes, meter CPU, wait for every callback; one result dict."""
     ctxmp = mp.get_context("fork")
-    start_at = ctxmp.Value("d", 0.0)
+    start_at = ctxmp.Value("d", float("inf"))  # the load waits until the receiver is reset and CPU sampled
     out = ctxmp.Queue()
     readies, procs = [], []
     tag = f"b{int(time.time()) % 100000}{path[0]}{mode[0]}"
