@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ansible_collections.smartid.hermod.plugins.filter import traefik_filters
+from ansible_collections.smartid.hermod.plugins.module_utils import traefik_certs
 from ansible_collections.smartid.hermod.plugins.module_utils import traefik_tls as core
 
 NOW = datetime.datetime(2026, 6, 1, tzinfo=datetime.timezone.utc)
@@ -183,31 +184,31 @@ def test_unparsable_certificate_is_refused():
         "c.pem: holds no PEM certificate"]
 
 
-# --- the filter: reads controller files, resolves relative paths, names missing files ---
+# --- the certificate concern: reads controller files, resolves relative paths, names missing files ---
 
-def test_filter_reads_files_relative_to_base_dir(tmp_path, pki):
+def test_certificate_concern_reads_files_relative_to_base_dir(tmp_path, pki):
     (tmp_path / "server.crt").write_bytes(_pem(pki["leaf"]))
     (tmp_path / "server.key").write_bytes(_key_pem(pki["leaf_key"]))
     (tmp_path / "chain.pem").write_bytes(_pem(pki["inter"]))
     (tmp_path / "root.pem").write_bytes(_pem(pki["root"]))
     # The fixture PKI is dated around NOW, not today: assert only the date-independent outcome.
-    problems = traefik_filters.traefik_certificate_problems(
+    problems = traefik_certs.certificate_problems(
         "server.crt", "server.key", "nope.example.org", chain_file="chain.pem",
         trust_file="root.pem", base_dir=str(tmp_path))
     assert any(p.startswith(f"{tmp_path}/server.crt: subjectAltName does not cover") for p in problems)
 
 
-def test_filter_accepts_a_fresh_certificate(tmp_path):
+def test_certificate_concern_accepts_a_fresh_certificate(tmp_path):
     now = datetime.datetime.now(datetime.timezone.utc)
     leaf, key = _make("h.example.org", sans=["h.example.org"], not_before=now - DAY, not_after=now + DAY)
     (tmp_path / "c.pem").write_bytes(_pem(leaf))
     (tmp_path / "k.pem").write_bytes(_key_pem(key))
-    assert traefik_filters.traefik_certificate_problems(
+    assert traefik_certs.certificate_problems(
         str(tmp_path / "c.pem"), str(tmp_path / "k.pem"), "h.example.org") == []
 
 
-def test_filter_names_a_missing_file(tmp_path):
-    problems = traefik_filters.traefik_certificate_problems(
+def test_certificate_concern_names_a_missing_file(tmp_path):
+    problems = traefik_certs.certificate_problems(
         "missing.crt", "missing.key", "h.example.org", base_dir=str(tmp_path))
     assert problems == [f"{tmp_path}/missing.crt: cannot read the cert file (No such file or directory)",
                         f"{tmp_path}/missing.key: cannot read the key file (No such file or directory)"]

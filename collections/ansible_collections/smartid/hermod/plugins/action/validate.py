@@ -27,7 +27,10 @@ options:
     description:
       - Concern name to its arguments. Concerns are C(images) (images_build), C(clients),
         C(public_url), C(base_path) (messaging_rules), C(cacerts) (messaging_certs),
-        C(keystore) (messaging_keystore).
+        C(keystore) (messaging_keystore), C(smartid_home) (smartid_home_rules),
+        C(docker_install) (docker_rules), C(traefik_settings) (traefik_rules),
+        C(traefik_certificate) (traefik_certs), C(database_password), C(database_connection),
+        C(database_container), C(database_sql) (database_rules).
     type: dict
     required: true
 author:
@@ -61,10 +64,15 @@ warnings_found:
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.smartid.hermod.plugins.module_utils import database_rules
+from ansible_collections.smartid.hermod.plugins.module_utils import docker_rules
 from ansible_collections.smartid.hermod.plugins.module_utils import images_build
 from ansible_collections.smartid.hermod.plugins.module_utils import messaging_certs
 from ansible_collections.smartid.hermod.plugins.module_utils import messaging_keystore
 from ansible_collections.smartid.hermod.plugins.module_utils import messaging_rules
+from ansible_collections.smartid.hermod.plugins.module_utils import smartid_home_rules
+from ansible_collections.smartid.hermod.plugins.module_utils import traefik_certs
+from ansible_collections.smartid.hermod.plugins.module_utils import traefik_rules
 from ansible_collections.smartid.hermod.plugins.module_utils import traefik_tls
 
 
@@ -113,8 +121,21 @@ def _images(components=None, repo_root=""):
     return images_build.images_check_components(components, repo_root), []
 
 
+def _errors_only(rule):
+    """A concern whose rule function returns errors only (no warnings)."""
+    return lambda **kwargs: (rule(**kwargs), [])
+
+
 CONCERNS = {
     "images": _images,
+    "smartid_home": _errors_only(smartid_home_rules.check_home),
+    "docker_install": _errors_only(docker_rules.check_install),
+    "traefik_settings": _errors_only(traefik_rules.check_settings),
+    "traefik_certificate": _errors_only(traefik_certs.check_operator_certificate),
+    "database_password": _errors_only(database_rules.check_password),
+    "database_connection": _errors_only(database_rules.check_connection),
+    "database_container": _errors_only(database_rules.check_container),
+    "database_sql": _errors_only(database_rules.check_sql_dir),
     "clients": _clients,
     "public_url": _public_url,
     "base_path": _base_path,

@@ -1,0 +1,53 @@
+# -*- coding: utf-8 -*-
+"""The traefik role's settings rules: TLS mode, key type, host name, ports, allow-list, routes.
+
+Pure functions of the role's variables; each message names the variable at fault. The
+certificate files are a concern of their own (traefik_certs.py).
+"""
+
+from __future__ import annotations
+
+from ansible_collections.smartid.hermod.plugins.module_utils import traefik_tls
+
+
+def _port(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def check_settings(tls_termination="traefik", generated_key_type="RSA", hostname="",
+                   http_port=80, https_port=443, command_source_ranges=None,
+                   public_path_prefixes=None, private_path_prefixes=None, base_path=""):
+    """Every broken settings rule of the traefik role, each naming its variable."""
+    errors = []
+    if tls_termination not in ("traefik", "service"):
+        errors.append("traefik_tls_termination (messaging_tls_termination) is '%s': use traefik (TLS ends "
+                      "in Traefik) or service (TLS passes through to the messaging service)."
+                      % tls_termination)
+    if generated_key_type not in ("RSA", "ECC"):
+        errors.append("traefik_generated_key_type is '%s'; use RSA or ECC." % generated_key_type)
+    problem = traefik_tls.check_hostname(hostname)
+    if problem:
+        errors.append("traefik_hostname: %s" % problem)
+    http, https = _port(http_port), _port(https_port)
+    if not (0 < http < 65536 and 0 < https < 65536 and http != https):
+        errors.append("traefik_http_port (%s) and traefik_https_port (%s) must be distinct ports "
+                      "between 1 and 65535." % (http_port, https_port))
+    ranges = command_source_ranges
+    invalid = traefik_tls.invalid_source_ranges(ranges) if isinstance(ranges, list) else [str(ranges)]
+    if not ranges or invalid:
+        errors.append("traefik_command_source_ranges must be a non-empty list of addresses or networks; "
+                      "invalid: %s" % ", ".join(invalid))
+    routable = bool(public_path_prefixes) and bool(private_path_prefixes)
+    if routable:
+        try:
+            for prefixes in (public_path_prefixes, private_path_prefixes):
+                traefik_tls.path_rule(str(hostname), str(base_path or ""), list(prefixes))
+        except (ValueError, TypeError):
+            routable = False
+    if not routable:
+        errors.append("traefik_public_path_prefixes and traefik_private_path_prefixes must be "
+                      "non-empty lists of paths.")
+    return errors
