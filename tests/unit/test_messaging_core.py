@@ -606,7 +606,7 @@ def test_validate_action_concerns_cover_the_keystore(tmp_path):
     assert "set messaging_keystore_src" in CONCERNS["keystore"](**dict(args, keystore_src=""))[0][0]
     assert CONCERNS["keystore"](tls_termination="traefik") == ([], [])
     assert set(CONCERNS) == {"images", "clients", "public_url", "base_path", "cacerts", "keystore",
-                             "service_mode", "smartid_home", "docker_install", "traefik_settings",
+                             "service_mode", "smartid_home", "docker_install", "docker_versions", "traefik_settings",
                              "traefik_certificate", "database_password", "database_connection",
                              "database_container", "database_sql"}
 

@@ -177,8 +177,57 @@ def test_database_sql_dir(tmp_path):
     assert len(errors) == 1 and errors[0].startswith("database_sql_dir %s: " % tmp_path), errors
 
 
-@pytest.mark.parametrize("concern", ["smartid_home", "docker_install", "traefik_settings", "traefik_certificate",
+@pytest.mark.parametrize("concern", ["smartid_home", "docker_install", "docker_versions", "traefik_settings", "traefik_certificate",
                                      "database_password", "database_connection", "database_container", "database_sql"])
 def test_the_action_knows_each_concern(concern):
     errors, warnings = validate.CONCERNS[concern]()
     assert isinstance(errors, list) and warnings == []
+
+
+SERVER = '{"Version": "27.3.1", "ApiVersion": "1.47"}'
+RUNNING = dict(socket="/run/docker.sock", socket_exists=True, socket_is_sock=True, server_rc=0,
+               server_stdout=SERVER, compose_rc=0, compose_stdout="v2.29.7\n", min_version="20.10",
+               compose_min_version="2.20")
+
+
+def test_docker_versions_new_enough():
+    assert docker_rules.check_versions(**RUNNING) == ([], [])
+    assert docker_rules.check_versions(**dict(RUNNING, only_if_present=True)) == ([], [])
+
+
+def test_docker_versions_too_old():
+    errors, _ = docker_rules.check_versions(**dict(RUNNING, min_version="99.0", compose_min_version="2.30"))
+    assert errors == ["Docker engine 27.3.1 is too old: the bundle needs 99.0 or newer.",
+                      "Docker Compose 2.29.7 is too old: the bundle needs 2.30 or newer."]
+    # Numeric, not text, comparison: 27 is newer than 3.
+    assert docker_rules.check_versions(**dict(RUNNING, min_version="3.9"))[0] == []
+
+
+def test_docker_engine_without_socket():
+    gone = dict(RUNNING, socket_exists=False, server_rc=None, compose_rc=None)
+    assert docker_rules.check_versions(**gone) == (["No Docker engine socket at /run/docker.sock"], [])
+    assert docker_rules.check_versions(**dict(gone, install_source="external"))[0] == [
+        "No Docker engine socket at /run/docker.sock (docker_install_source is external: start the engine first)"]
+    assert docker_rules.check_versions(**dict(gone, only_if_present=True)) == ([], [])
+    assert docker_rules.check_versions(**dict(gone, check_mode=True)) == ([], [])
+    assert docker_rules.check_versions(**dict(RUNNING, socket_is_sock=False))[0] == [
+        "No Docker engine socket at /run/docker.sock"]
+
+
+def test_docker_socket_that_outlived_its_engine():
+    stale = dict(RUNNING, server_rc=1, server_stdout="", server_stderr="Cannot connect\n",
+                 compose_rc=1, compose_stdout="")
+    # Before the install step: nothing compared (no version to compare), a warning, no error.
+    errors, warnings = docker_rules.check_versions(**dict(stale, only_if_present=True))
+    assert errors == [] and warnings == [
+        "The Docker engine does not answer on /run/docker.sock: Cannot connect"
+        " (not compared yet: the role starts the engine)"]
+    errors, warnings = docker_rules.check_versions(**stale)
+    assert warnings == [] and errors == [
+        "The Docker engine does not answer on /run/docker.sock: Cannot connect",
+        "Docker Compose v2 (docker compose) is not installed: the bundle needs 2.20 or newer."]
+
+
+def test_docker_compose_present_before_install_is_still_compared():
+    errors, _ = docker_rules.check_versions(**dict(RUNNING, only_if_present=True, compose_stdout="1.29.2"))
+    assert errors == ["Docker Compose 1.29.2 is too old: the bundle needs 2.20 or newer."]

@@ -28,7 +28,7 @@ options:
       - Concern name to its arguments. Concerns are C(images) (images_build), C(clients),
         C(public_url), C(base_path) (messaging_rules), C(cacerts) (messaging_certs),
         C(keystore) (messaging_keystore), C(smartid_home) (smartid_home_rules),
-        C(docker_install) (docker_rules), C(traefik_settings) (traefik_rules),
+        C(docker_install), C(docker_versions) (docker_rules), C(traefik_settings) (traefik_rules),
         C(traefik_certificate) (traefik_certs), C(database_password), C(database_connection),
         C(database_container), C(database_sql) (database_rules).
     type: dict
@@ -130,6 +130,7 @@ CONCERNS = {
     "images": _images,
     "smartid_home": _errors_only(smartid_home_rules.check_home),
     "docker_install": _errors_only(docker_rules.check_install),
+    "docker_versions": docker_rules.check_versions,
     "traefik_settings": _errors_only(traefik_rules.check_settings),
     "traefik_certificate": _errors_only(traefik_certs.check_operator_certificate),
     "database_password": _errors_only(database_rules.check_password),

@@ -7,7 +7,9 @@ The engine and Compose version probes run commands on the host, so they stay tas
 
 from __future__ import annotations
 
+import json
 import os
+import re
 
 INSTALL_SOURCES = ("docker-ce", "distro", "external")
 
@@ -20,3 +22,60 @@ def check_install(install_source="docker-ce", compose_plugin_src=""):
     if install_source == "distro" and compose_plugin_src and not os.path.isfile(compose_plugin_src):
         return ["docker_compose_plugin_src: %s is not a file on the controller" % compose_plugin_src]
     return []
+
+
+_VERSION = re.compile(r"[0-9]+(\.[0-9]+)*")
+
+
+def _numbers(text):
+    return tuple(int(part) for part in text.split("."))
+
+
+def check_versions(socket="", socket_exists=False, socket_is_sock=False, only_if_present=False,
+                   check_mode=False, install_source="docker-ce", server_rc=None, server_stdout="",
+                   server_stderr="", compose_rc=None, compose_stdout="", min_version="",
+                   compose_min_version=""):
+    """The engine and Compose versions the host reported, against the bundle's minimums.
+
+    `only_if_present` is validation before the install step: an engine that is not there or
+    not running yet is the role's to install or start, so only a running engine is compared,
+    and a missing Compose plugin is allowed. Otherwise (the final check) everything must answer.
+    Returns (errors, warnings).
+    """
+    errors, warnings = [], []
+    if not (socket_exists and socket_is_sock):
+        if not only_if_present and not check_mode:
+            errors.append("No Docker engine socket at %s%s" % (
+                socket, " (docker_install_source is external: start the engine first)"
+                if install_source == "external" else ""))
+        return errors, warnings
+    if server_rc != 0:
+        message = "The Docker engine does not answer on %s: %s" % (socket, (server_stderr or "").strip())
+        if only_if_present:
+            # A socket file can outlive its engine (a machine image taken while the engine ran):
+            # before the install step that only means "not running yet", which the role fixes.
+            warnings.append(message + " (not compared yet: the role starts the engine)")
+        else:
+            errors.append(message)
+    else:
+        try:
+            found = str(json.loads(server_stdout).get("Version", ""))
+        except (ValueError, AttributeError):
+            found = ""
+        match = _VERSION.match(found)
+        if not match:
+            errors.append("The Docker engine on %s reports no version: %s" % (socket, server_stdout))
+        elif _numbers(match.group(0)) < _numbers(min_version):
+            errors.append("Docker engine %s is too old: the bundle needs %s or newer."
+                          % (match.group(0), min_version))
+    if compose_rc != 0:
+        if not only_if_present:
+            errors.append("Docker Compose v2 (docker compose) is not installed: the bundle needs %s or newer."
+                          % compose_min_version)
+    else:
+        match = _VERSION.search(compose_stdout or "")
+        found = match.group(0) if match and "." in match.group(0) else ""
+        if not found or _numbers(found) < _numbers(compose_min_version):
+            errors.append("Docker Compose %s is too old: the bundle needs %s or newer."
+                          % (found, compose_min_version))
+    return errors, warnings
