@@ -7,6 +7,7 @@ import datetime
 import hashlib
 import hmac
 import json
+import os
 
 import pytest
 from cryptography import x509
@@ -28,6 +29,7 @@ from ansible_collections.smartid.hermod.plugins.module_utils import messaging_st
 NOW = datetime.datetime(2026, 6, 1, tzinfo=datetime.timezone.utc)
 DAY = datetime.timedelta(days=1)
 KEY_A = "0123456789abcdef" * 4
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def make_cert(cn="Test CA", not_before=NOW - 10 * DAY, not_after=NOW + 365 * DAY):
@@ -444,10 +446,27 @@ def test_filter_errors_are_ansible_filter_errors():
 # ------------------------------------------------------------- log check
 
 BANNER = [
-    "  _   _                             _ ",
-    " | | | | ___ _ __ _ __ ___   ___   __| |",
-    " :: Smart ID Messaging (reference) ::          (v1.1.0)",
+    " _   _ _____ ____  __  __  ___  ____",
+    "| | | | ____|  _ \\|  \\/  |/ _ \\|  _ \\",
+    "| |_| |  _| | |_) | |\\/| | | | | | | |",
+    "|  _  | |___|  _ <| |  | | |_| | |_| |",
+    "|_| |_|_____|_| \\_\\_|  |_|\\___/|____/",
 ]
+
+# The vendor guide's example start-up: the alias line of the callback CA, then the banner.
+GUIDE_LOG = "\n".join(
+    ["INFO: Adding certificate idm-ca.cer using alias idm-ca"] + BANNER
+    + ["", "INFO: Started Hermod in 14.2 seconds"]) + "\n"
+
+
+def _reference_banner():
+    """hermod_ref/banner.py by path: the package's other modules need the service's dependencies."""
+    import importlib.util
+    path = os.path.join(ROOT, "images", "messaging", "src", "hermod_ref", "banner.py")
+    spec = importlib.util.spec_from_file_location("hermod_ref_banner", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def log(*lines):
@@ -461,7 +480,52 @@ def test_log_with_every_alias_before_the_banner_passes():
     result = startup.analyze_startup_log(text, ["a.cer", "b.cer"])
     assert result["ok"] and result["order"] == ["a.cer", "b.cer"]
     assert result["aliases"] == {"a.cer": "a", "b.cer": "b"}
-    assert result["banner_line"] == 5
+    assert result["banner_line"] == 7
+
+
+def test_guide_example_log_passes_with_the_default_pattern():
+    result = startup.analyze_startup_log(GUIDE_LOG, ["idm-ca.cer"])
+    assert result["ok"] and result["order"] == ["idm-ca.cer"] and result["banner_line"] == 6
+
+
+def test_guide_example_log_with_compose_prefixes_passes():
+    prefixed = "".join("messaging-1  | 2026-06-01T10:00:00Z " + line + "\n" for line in GUIDE_LOG.splitlines())
+    assert startup.analyze_startup_log(prefixed, ["idm-ca.cer"])["ok"]
+
+
+def test_reference_service_banner_matches_the_default_pattern():
+    banner = _reference_banner()
+    rendered = banner.render("1.1.0").splitlines()
+    assert [line.rstrip() for line in rendered[1:6]] == BANNER
+    text = log("INFO: Adding certificate a.cer using alias a", *rendered)
+    assert startup.analyze_startup_log(text, ["a.cer"])["ok"]
+
+
+def test_banner_before_the_alias_lines_fails_with_a_clear_message():
+    text = log(*BANNER, "INFO: Adding certificate idm-ca.cer using alias idm-ca")
+    result = startup.analyze_startup_log(text, ["idm-ca.cer"])
+    assert not result["ok"] and result["late"] == ["idm-ca.cer"] and result["banner_line"] == 5
+    findings = startup.diagnose_cacerts(result, GOOD_MOUNTS, CONT, HOST, DIR_OK,
+                                     {"idm-ca.cer": FILE_OK}, {}, 1000, 1000)
+    assert findings == ["the start-up banner (log line 5) came before the alias line for "
+                        "idm-ca.cer: the certificate was not loaded at start-up"]
+
+
+def test_log_without_alias_lines_names_the_cacerts_mount():
+    result = startup.analyze_startup_log(log(*BANNER), ["idm-ca.cer"])
+    assert not result["ok"] and result["missing"] == ["idm-ca.cer"]
+    findings = startup.diagnose_cacerts(result, GOOD_MOUNTS, CONT, HOST, DIR_OK,
+                                     {"idm-ca.cer": FILE_OK}, {}, 1000, 1000)
+    assert findings[0] == (
+        "no 'INFO: Adding certificate' line at all since the container started: the service read "
+        "no certificate from %s; check the cacerts mount (%s:%s:ro in docker-compose.yml) and that "
+        "the image reads cacerts/ from that folder" % (CONT, HOST, CONT))
+
+
+def test_old_colon_banner_no_longer_counts_as_the_banner():
+    text = log("INFO: Adding certificate a.cer using alias a",
+               " :: Smart ID Messaging reference ::  (v1.1.0)")
+    assert not startup.analyze_startup_log(text, ["a.cer"])["banner_found"]
 
 
 def test_alias_with_full_path_counts_for_the_file():

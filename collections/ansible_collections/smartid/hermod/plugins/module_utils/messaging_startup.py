@@ -9,7 +9,9 @@ import re
 
 from ansible_collections.smartid.hermod.plugins.module_utils.messaging_certs import pem_problem
 
-DEFAULT_BANNER_REGEX = r"^\s*:: .+ ::"
+# The last line of the block-letter HERMOD banner (`figlet -f standard HERMOD`), unanchored
+# so a log prefix (timestamp, `docker compose logs` service column) does not hide it.
+DEFAULT_BANNER_REGEX = r"\|_\|\s+\|_\|_____\|_\|\s+\\_\\_\|\s+\|_\|\\___/\|____/"
 ALIAS_LINE_RE = re.compile(r"INFO: Adding certificate (?P<file>\S+) using alias (?P<alias>\S+)")
 
 
@@ -122,10 +124,18 @@ def diagnose_cacerts(analysis, mounts, container_dir, host_dir, dir_stat, file_s
         if not analysis.get("banner_found"):
             findings.append("the start-up banner (messaging_banner_regex) never appeared in the log "
                             "since the container started: the service did not finish starting")
-        for name in analysis.get("missing", []):
+        missing = analysis.get("missing", [])
+        if missing and not analysis.get("order") and not analysis.get("late"):
+            findings.append("no 'INFO: Adding certificate' line at all since the container started: "
+                            "the service read no certificate from %s; check the cacerts mount "
+                            "(%s:%s:ro in docker-compose.yml) and that the image reads cacerts/ "
+                            "from that folder" % (container_dir, host_dir, container_dir))
+        for name in missing:
             findings.append("no line 'INFO: Adding certificate %s using alias ...' in the log" % name)
         for name in analysis.get("late", []):
-            findings.append("the alias line for %s came after the start-up banner" % name)
+            findings.append("the start-up banner (log line %s) came before the alias line for %s: "
+                            "the certificate was not loaded at start-up"
+                            % (analysis.get("banner_line"), name))
     if not findings:
         findings.append("the alias check failed but mounts, permissions and PEM files look right: "
                         "read the container log")
