@@ -79,6 +79,7 @@ test-playbook: bootstrap-test engine
 # HTTP suite, hypothesis, JOSE interop).
 test-service: bootstrap-test
 	pytest -q images/messaging/tests
+	pytest -q images/nexus-standin/tests
 
 # Traefik against real TLS: sslyze's Mozilla intermediate check, allow-list, rotation.
 test-tls: bootstrap-test engine
