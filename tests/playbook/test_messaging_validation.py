@@ -307,6 +307,33 @@ CASES = [
              "Old CA", not_before=NOW - 400 * DAY, not_after=NOW - DAY)[1]).decode()}]},
          ["messaging_cacerts[0] (name=var-old) expired on <date> (set "
           "messaging_allow_expired_cacerts: true to deploy it anyway)"]),
+    # ---------------------------------------------------- profile and registry
+    Case("profile-unknown", "messaging_profile `vendor`",
+         lambda h: {"messaging_profile": "vendor"},
+         ["value of messaging_profile must be one of: reference, nexus, got: vendor"], by="spec"),
+    Case("profile-nexus-no-image", "profile nexus without messaging_image",
+         lambda h: {"messaging_profile": "nexus"},
+         ["messaging_image: set the registry reference of the image to pull "
+          "(messaging_image_source is registry)"]),
+    Case("profile-nexus-build", "profile nexus with messaging_image_source `build`",
+         lambda h: {"messaging_profile": "nexus", "messaging_image_source": "build"},
+         ["messaging_profile nexus runs the vendor's image: set messaging_image_source to "
+          "registry or archive, not build"]),
+    Case("registry-user-no-password", "a registry user without password",
+         lambda h: {"messaging_profile": "nexus", "messaging_image": "reg.test/hermod:1",
+                    "messaging_registry": "reg.test", "messaging_registry_username": "ci"},
+         ["messaging_registry_username and messaging_registry_password: set both or neither"]),
+    Case("registry-credentials-no-host", "registry credentials without messaging_registry",
+         lambda h: {"messaging_profile": "nexus", "messaging_image": "reg.test/hermod:1",
+                    "messaging_registry_username": "ci",
+                    "messaging_registry_password": "reg-" + h.secret},
+         ["messaging_registry: set the registry host[:port] the credentials are for"]),
+    Case("registry-image-elsewhere", "messaging_image outside messaging_registry",
+         lambda h: {"messaging_profile": "nexus", "messaging_image": "other.test/hermod:1",
+                    "messaging_registry": "reg.test", "messaging_registry_username": "ci",
+                    "messaging_registry_password": "reg-" + h.secret},
+         ["messaging_image 'other.test/hermod:1' is not in messaging_registry 'reg.test': it "
+          "must start with 'reg.test/'"]),
     # -------------------------------------------------------------- keystore
     Case("keystore-wrong-password", "a keystore and the wrong password",
          lambda h: {"messaging_tls_termination": "service",

@@ -669,7 +669,7 @@ def test_validate_action_concerns_cover_the_keystore(tmp_path):
     assert CONCERNS["keystore"](**dict(args, keystore_password="right"))[0] == []
     assert "set messaging_keystore_src" in CONCERNS["keystore"](**dict(args, keystore_src=""))[0][0]
     assert CONCERNS["keystore"](tls_termination="traefik") == ([], [])
-    assert set(CONCERNS) == {"images", "clients", "public_url", "base_path", "cacerts", "keystore",
+    assert set(CONCERNS) == {"images", "profile", "clients", "public_url", "base_path", "cacerts", "keystore",
                              "service_mode", "smartid_home", "docker_install", "docker_versions", "traefik_settings",
                              "traefik_certificate", "database_password", "database_connection",
                              "database_container", "database_sql"}
@@ -780,3 +780,45 @@ def test_rules_module_needs_only_the_standard_library():
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.module}
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
+
+
+# ------------------------------------------------------------- profile and registry
+
+PROFILES = ["reference", "nexus"]
+NEXUS_OK = dict(profile="nexus", profiles=PROFILES, image_source="registry",
+                image="registry.test:5000/smartid-digitalaccess/hermod:1.0",
+                health_probe="outside", key_store_type_key="keyStoreType",
+                registry="registry.test:5000", registry_username="ci", registry_password_set=True)
+
+
+def test_profile_reference_defaults_pass():
+    assert rules.check_profile("reference", PROFILES) == []
+
+
+def test_profile_nexus_with_registry_login_passes():
+    assert rules.check_profile(**NEXUS_OK) == []
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"profile": "vendor"}, "messaging_profile 'vendor': use one of reference, nexus"),
+    ({"health_probe": "inside"}, "messaging_health_probe 'inside': use container or outside"),
+    ({"key_store_type_key": "keystoretype"},
+     "messaging_key_store_type_key 'keystoretype': use key-store-type or keyStoreType"),
+    ({"image_source": "build", "registry": "", "registry_username": "",
+      "registry_password_set": False},
+     "messaging_profile nexus runs the vendor's image: set messaging_image_source to registry or "
+     "archive, not build"),
+    ({"image": "smartid/messaging:dev", "registry": "", "registry_username": "",
+      "registry_password_set": False},
+     "messaging_image: set the registry reference of the image to pull (messaging_image_source "
+     "is registry)"),
+    ({"registry_password_set": False},
+     "messaging_registry_username and messaging_registry_password: set both or neither"),
+    ({"registry": "", "image": "hermod:1"},
+     "messaging_registry: set the registry host[:port] the credentials are for"),
+    ({"registry": "other.test"},
+     "messaging_image 'registry.test:5000/smartid-digitalaccess/hermod:1.0' is not in "
+     "messaging_registry 'other.test': it must start with 'other.test/'"),
+])
+def test_profile_rule_names_the_variable(changes, message):
+    assert rules.check_profile(**dict(NEXUS_OK, **changes)) == [message]

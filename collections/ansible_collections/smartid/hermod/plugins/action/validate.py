@@ -26,7 +26,7 @@ options:
   checks:
     description:
       - Concern name to its arguments. Concerns are C(images) (images_build), C(clients),
-        C(public_url), C(base_path) (messaging_rules), C(cacerts) (messaging_certs),
+        C(public_url), C(base_path), C(profile) (messaging_rules), C(cacerts) (messaging_certs),
         C(keystore) (messaging_keystore), C(smartid_home) (smartid_home_rules),
         C(docker_install), C(docker_versions) (docker_rules), C(traefik_settings) (traefik_rules),
         C(traefik_certificate) (traefik_certs), C(database_password), C(database_connection),
@@ -84,6 +84,10 @@ def _public_url(**kwargs):
     return messaging_rules.check_public_url(**kwargs), []
 
 
+def _profile(**kwargs):
+    return messaging_rules.check_profile(**kwargs), []
+
+
 def _base_path(**kwargs):
     return messaging_rules.check_base_path(**kwargs), []
 
@@ -128,6 +132,7 @@ def _errors_only(rule):
 
 CONCERNS = {
     "images": _images,
+    "profile": _profile,
     "smartid_home": _errors_only(smartid_home_rules.check_home),
     "docker_install": _errors_only(docker_rules.check_install),
     "docker_versions": docker_rules.check_versions,

@@ -255,6 +255,46 @@ def check_public_url(url, base_path="", served_hosts=None, served_elsewhere=Fals
     return errors
 
 
+
+REFERENCE_IMAGE = "smartid/messaging:dev"
+HEALTH_PROBES = ("container", "outside")
+KEY_STORE_TYPE_KEYS = ("key-store-type", "keyStoreType")
+
+
+def check_profile(profile, profiles, image_source="build", image="", health_probe="container",
+                  key_store_type_key="key-store-type", registry="", registry_username="",
+                  registry_password_set=False):
+    """The messaging profile, the image it runs and the registry login that pulls it.
+
+    Deployment only (the service never sees these). The password's value is not passed:
+    only whether it is set.
+    """
+    names = list(profiles or [])
+    if profile not in names:
+        return ["messaging_profile '%s': use one of %s" % (profile, ", ".join(names))]
+    errors = []
+    if health_probe not in HEALTH_PROBES:
+        errors.append("messaging_health_probe '%s': use container or outside" % health_probe)
+    if key_store_type_key not in KEY_STORE_TYPE_KEYS:
+        errors.append("messaging_key_store_type_key '%s': use key-store-type or keyStoreType"
+                      % key_store_type_key)
+    if profile == "nexus" and image_source == "build":
+        errors.append("messaging_profile nexus runs the vendor's image: set "
+                      "messaging_image_source to registry or archive, not build")
+    if image_source == "registry" and image in ("", REFERENCE_IMAGE):
+        errors.append("messaging_image: set the registry reference of the image to pull "
+                      "(messaging_image_source is registry)")
+    username_set = bool(registry_username)
+    if username_set != bool(registry_password_set):
+        errors.append("messaging_registry_username and messaging_registry_password: set both "
+                      "or neither")
+    if username_set and not registry:
+        errors.append("messaging_registry: set the registry host[:port] the credentials are for")
+    if registry and not str(image).startswith(registry + "/"):
+        errors.append("messaging_image '%s' is not in messaging_registry '%s': it must start "
+                      "with '%s/'" % (image, registry, registry))
+    return errors
+
 def cacert_target_name(name):
     """'corp-root.pem' -> 'corp-root.cer'; raises RuleError for names outside [A-Za-z0-9._-]."""
     base = os.path.basename(str(name))
