@@ -92,7 +92,7 @@ def recap_changed(output):
 def test_image_is_product_shaped():
     info = json.loads(docker("image", "inspect", IMAGE).stdout)[0]
     assert info["Config"]["User"] == "docker"
-    assert info["Config"]["Healthcheck"] is None
+    assert info["Config"].get("Healthcheck") is None
     probe = docker("run", "--rm", "--network", "none", "--entrypoint", "/bin/sh", IMAGE, "-c",
                    "id -un; echo $HOME; for t in python3 python curl wget; do command -v $t; done; true")
     assert probe.stdout.split() == ["docker", "/home/docker"], probe.stdout
@@ -112,6 +112,8 @@ def test_no_registry_credential_is_left_on_the_instance(host):
     config = host.file("/root/.docker/config.json")
     if config.exists:
         assert "127.0.0.1:5000" not in json.loads(config.content_string).get("auths", {})
+    leftovers = host.run("find /tmp -maxdepth 1 -name '*-docker-login'")
+    assert leftovers.rc == 0 and leftovers.stdout.strip() == ""
 
 
 def test_nexus_profile_settings_reach_the_compose_file():
@@ -124,9 +126,9 @@ def test_nexus_profile_settings_reach_the_compose_file():
 
 def test_guide_shaped_log_passes_the_check():
     log = messaging_log()
-    result = messaging_core.analyze_startup_log(log, ["callback-ca.cer"])
+    result = messaging_core.analyze_startup_log(log, ["Callback-CA.cer"])
     assert result["ok"], log
-    assert result["aliases"] == {"callback-ca.cer": "callback-ca"}
+    assert result["aliases"] == {"Callback-CA.cer": "callback-ca"}
     # The stand-in writes under its home: the writable root file system is what lets it start.
     files = docker("exec", container("messaging")["Id"], "ls", "/home/docker/logs").stdout.split()
     assert "hermod.log" in files
