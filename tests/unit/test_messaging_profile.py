@@ -1,0 +1,79 @@
+"""messaging_profile: what each profile sets, as Ansible templates the role's defaults and vars."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+import yaml
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROLE = next(p for p in (os.path.join(ROOT, "collections", "ansible_collections", "smartid", "hermod", "roles", "messaging"),
+                        os.path.join(ROOT, "roles", "messaging")) if os.path.isdir(p))
+
+
+def trusted(value):
+    if isinstance(value, str):
+        return trust_as_template(value)
+    if isinstance(value, dict):
+        return {k: trusted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [trusted(v) for v in value]
+    return value
+
+
+def role_vars(**overrides):
+    variables = {}
+    for part in ("defaults", "vars"):
+        with open(os.path.join(ROLE, part, "main.yml"), encoding="utf-8") as handle:
+            variables.update(yaml.safe_load(handle))
+    variables.update(overrides)
+    return Templar(loader=DataLoader(), variables=trusted(variables))
+
+
+def value(templar, name):
+    return templar.template(trust_as_template("{{ %s }}" % name))
+
+
+@pytest.mark.parametrize("profile, expected", [
+    ("reference", {"messaging_image_source": "build", "messaging_read_only_rootfs": True,
+                   "messaging_health_probe": "container",
+                   "messaging_healthcheck_path": "/actuator/health/readiness"}),
+    ("nexus", {"messaging_image_source": "registry", "messaging_read_only_rootfs": False,
+               "messaging_health_probe": "outside", "messaging_healthcheck_path": "/actuator/health"}),
+])
+def test_profile_sets_its_defaults(profile, expected):
+    templar = role_vars(messaging_profile=profile)
+    assert {name: value(templar, name) for name in expected} == expected
+
+
+def test_an_explicit_variable_wins_over_the_profile():
+    templar = role_vars(messaging_profile="nexus", messaging_read_only_rootfs=True)
+    assert value(templar, "messaging_read_only_rootfs") is True
+    assert value(templar, "messaging_health_probe") == "outside"
+
+
+@pytest.mark.parametrize("profile, key, other", [
+    ("nexus", "keyStoreType", "key-store-type"),
+    ("reference", "key-store-type", "keyStoreType"),
+])
+def test_keystore_type_is_written_in_one_spelling(profile, key, other):
+    templar = role_vars(messaging_profile=profile, messaging_tls_termination="service",
+                        messaging_keystore_password="ks-pw")
+    ssl = value(templar, "messaging_config_ssl")["server"]["ssl"]
+    assert ssl[key] == "PKCS12" and other not in ssl
+    assert ssl["key-store"] == "/home/docker/certificates/messaging.p12" and ssl["enabled"] is True
+
+
+def test_health_url_stays_outside_the_base_path():
+    templar = role_vars(messaging_base_path="/hermod/rest", messaging_tls_termination="traefik")
+    assert value(templar, "messaging_healthcheck_url") == "http://127.0.0.1:20400/actuator/health/readiness"
+
+
+def test_default_banner_pattern_is_the_log_checks_default():
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(ROLE)), "plugins", "module_utils"))
+    import messaging_core  # pylint: disable=import-outside-toplevel
+    assert value(role_vars(), "messaging_banner_regex") == messaging_core.DEFAULT_BANNER_REGEX
