@@ -8,7 +8,7 @@ export VENV
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # Molecule scenarios run in this order; each one is a full create/converge/idempotence/verify/destroy.
-MOLECULE_SCENARIOS ?= default messaging upgrade restore
+MOLECULE_SCENARIOS ?= default messaging upgrade restore nexus
 # `make test-molecule SCENARIO=<name>` runs one of them.
 SCENARIO ?= $(MOLECULE_SCENARIOS)
 
@@ -62,6 +62,7 @@ role-readmes: bootstrap-test
 test-unit: bootstrap-test
 	pytest -q -m "not docker and not slow" tests/unit
 	pytest -q -m "not slow" images/messaging/tests
+	pytest -q images/nexus-standin/tests
 
 # Every plugin test, the ones that need the engine included.
 test-plugins: bootstrap-test engine
@@ -76,7 +77,7 @@ test-playbook: bootstrap-test engine
 	pytest -q tests/playbook
 
 # The whole reference service suite against a real PostgreSQL (schemathesis, the adversarial
-# HTTP suite, hypothesis, JOSE interop).
+# HTTP suite, hypothesis, JOSE interop), and the start-up contract of the vendor-shaped stand-in.
 test-service: bootstrap-test
 	pytest -q images/messaging/tests
 	pytest -q images/nexus-standin/tests
