@@ -1,6 +1,6 @@
 """End to end on this machine's engine: the role deploys the reference image with the service
 terminating TLS (keystore built on the controller from a PEM key and certificate), the port
-published on 127.0.0.1, the start-up check passes, a second run changes nothing and restarts
+published on 127.0.0.1, the REST API under /hermod/rest, the start-up check passes, a second run changes nothing and restarts
 nothing, and no secret reaches the output even at -vvv.
 
 The database it needs is deployed first by stack_base.yml (images, smartid_home, database);
@@ -85,6 +85,8 @@ def test_service_tls_deploy_is_idempotent_and_quiet(stack, tmp_path):
         "messaging_keystore_build_dir": str(tmp_path / "keystore-build"),
         "messaging_publish_port": True,
         "messaging_publish_host_port": port,
+        # The standalone base path: the container's health check stays on the actuator outside it.
+        "messaging_base_path": "/hermod/rest",
     }
     h.vars.update(extra)
     image_file = tmp_path / "messaging-image"
