@@ -9,6 +9,8 @@ from certs import make_ca, pem
 from helpers import make_home
 
 BANNER_LAST = re.compile(r"^\s*:: .+ ::")
+# Last line of the guide's block-letter HERMOD (the bundle's default messaging_banner_regex).
+HERMOD_ART_LAST = re.compile(r"\|_\|\s+\|_\|_____\|_\|\s+\\_\\_\|\s+\|_\|\\___/\|____/")
 
 
 def lines_of(proc):
@@ -35,6 +37,8 @@ def test_alias_lines_then_banner_and_bad_file_reported(database, receiver, servi
     alias_at = [i for i, line in enumerate(out) if line.startswith("INFO: Adding certificate")]
     assert len(alias_at) == 2 and max(alias_at) < banner_at
     assert "v1.1.0" in out[banner_at]
+    art_at = [i for i, line in enumerate(out) if HERMOD_ART_LAST.search(line)]
+    assert len(art_at) == 1 and max(alias_at) < art_at[0] < banner_at
     # no secret of the configuration in the log
     text = proc.output()
     for secret in ("db-secret-pw", "cb-secret-pw", "0123456789abcdef" * 4):
