@@ -26,6 +26,8 @@ from ansible_collections.smartid.hermod.plugins.module_utils import messaging_ke
 from ansible_collections.smartid.hermod.plugins.module_utils import messaging_rules as rules
 from ansible_collections.smartid.hermod.plugins.module_utils import messaging_startup as startup
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 NOW = datetime.datetime(2026, 6, 1, tzinfo=datetime.timezone.utc)
 DAY = datetime.timedelta(days=1)
 KEY_A = "0123456789abcdef" * 4

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
 import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
+from ansible_collections.smartid.hermod.plugins.module_utils import messaging_startup
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ROLE = next(p for p in (os.path.join(ROOT, "collections", "ansible_collections", "smartid", "hermod", "roles", "messaging"),
-                        os.path.join(ROOT, "roles", "messaging")) if os.path.isdir(p))
+ROLE = os.path.join(ROOT, "collections", "ansible_collections", "smartid", "hermod", "roles", "messaging")
 
 
 def trusted(value):
@@ -74,6 +74,4 @@ def test_health_url_stays_outside_the_base_path():
 
 
 def test_default_banner_pattern_is_the_log_checks_default():
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(ROLE)), "plugins", "module_utils"))
-    import messaging_core  # pylint: disable=import-outside-toplevel
-    assert value(role_vars(), "messaging_banner_regex") == messaging_core.DEFAULT_BANNER_REGEX
+    assert value(role_vars(), "messaging_banner_regex") == messaging_startup.DEFAULT_BANNER_REGEX

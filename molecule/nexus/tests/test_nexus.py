@@ -25,8 +25,8 @@ COMPOSE = HOME + "/docker/compose"
 NETWORK = "smartid-molecule-nexus"
 PUBLIC = "https://localhost:30443"
 
-sys.path.insert(0, os.path.join(PROJECT, "plugins", "module_utils"))
-import messaging_core  # noqa: E402  pylint: disable=wrong-import-position
+sys.path.insert(0, os.path.join(PROJECT, "collections"))
+from ansible_collections.smartid.hermod.plugins.module_utils import messaging_startup  # noqa: E402  pylint: disable=wrong-import-position
 
 
 def scenario_vars():
@@ -66,10 +66,7 @@ def site(*extra_vars, verbosity=None):
     """site.yml against the scenario's instance, as molecule's converge runs it."""
     env = dict(os.environ,
                ANSIBLE_CONFIG=os.path.join(PROJECT, "ansible.cfg"),
-               ANSIBLE_ROLES_PATH=os.path.join(PROJECT, "roles"),
-               ANSIBLE_FILTER_PLUGINS=os.path.join(PROJECT, "plugins", "filter"),
-               ANSIBLE_LIBRARY=os.path.join(PROJECT, "plugins", "modules"),
-               ANSIBLE_MODULE_UTILS=os.path.join(PROJECT, "plugins", "module_utils"),
+               ANSIBLE_COLLECTIONS_PATH=os.path.join(PROJECT, "collections") + ":~/.ansible/collections:/usr/share/ansible/collections",
                ANSIBLE_PIPELINING="True", ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0")
     argv = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"),
             "-i", os.path.join(EPHEMERAL, "inventory"), os.path.join(PROJECT, "playbooks", "site.yml")]
@@ -126,7 +123,7 @@ def test_nexus_profile_settings_reach_the_compose_file():
 
 def test_guide_shaped_log_passes_the_check():
     log = messaging_log()
-    result = messaging_core.analyze_startup_log(log, ["Callback-CA.cer"])
+    result = messaging_startup.analyze_startup_log(log, ["Callback-CA.cer"])
     assert result["ok"], log
     assert result["aliases"] == {"Callback-CA.cer": "callback-ca"}
     # The stand-in writes under its home: the writable root file system is what lets it start.
