@@ -41,9 +41,11 @@ def value(templar, name):
 @pytest.mark.parametrize("profile, expected", [
     ("reference", {"messaging_image_source": "build", "messaging_read_only_rootfs": True,
                    "messaging_health_probe": "container",
-                   "messaging_healthcheck_path": "/actuator/health/readiness"}),
+                   "messaging_healthcheck_path": "/actuator/health/readiness",
+                   "messaging_proxy_protocol_port": 20402}),
     ("nexus", {"messaging_image_source": "registry", "messaging_read_only_rootfs": False,
-               "messaging_health_probe": "outside", "messaging_healthcheck_path": "/actuator/health"}),
+               "messaging_health_probe": "outside", "messaging_healthcheck_path": "/actuator/health",
+               "messaging_proxy_protocol_port": 0}),
 ])
 def test_profile_sets_its_defaults(profile, expected):
     templar = role_vars(messaging_profile=profile)
@@ -63,14 +65,18 @@ def test_an_explicit_variable_wins_over_the_profile():
 def test_keystore_type_is_written_in_one_spelling(profile, key, other):
     templar = role_vars(messaging_profile=profile, messaging_tls_termination="service",
                         messaging_keystore_password="ks-pw")
-    ssl = value(templar, "messaging_config_ssl")["server"]["ssl"]
+    ssl = value(templar, "messaging_config_service_mode")["server"]["ssl"]
     assert ssl[key] == "PKCS12" and other not in ssl
     assert ssl["key-store"] == "/home/docker/certificates/messaging.p12" and ssl["enabled"] is True
 
 
-def test_health_url_stays_outside_the_base_path():
-    templar = role_vars(messaging_base_path="/hermod/rest", messaging_tls_termination="traefik")
-    assert value(templar, "messaging_healthcheck_url") == "http://127.0.0.1:20400/actuator/health/readiness"
+@pytest.mark.parametrize("termination, url", [
+    ("traefik", "http://127.0.0.1:20400/actuator/health/readiness"),
+    ("service", "https://127.0.0.1:20401/actuator/health/readiness"),
+])
+def test_health_url_stays_outside_the_base_path(termination, url):
+    templar = role_vars(messaging_base_path="/hermod/rest", messaging_tls_termination=termination)
+    assert value(templar, "messaging_healthcheck_url") == url
 
 
 def test_default_banner_pattern_is_the_log_checks_default():
