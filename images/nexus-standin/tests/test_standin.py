@@ -47,13 +47,14 @@ def home_with(tmp_path, conf: str, certs=()):
 def run_main(monkeypatch, home):
     monkeypatch.setenv("HOME", str(home))
     started = threading.Event()
-    holder = {}
+    holder = {"servers": []}
     real = standin.ThreadingHTTPServer
 
-    class Server(real):  # records the server so the test can stop it
+    class Server(real):  # records the servers so the test can reach and stop them
         def __init__(self, *args, **kwargs):
             super().__init__(("127.0.0.1", 0), *args[1:], **kwargs)
-            holder["server"] = self
+            holder.setdefault("server", self)
+            holder["servers"].append(self)
 
         def serve_forever(self, *args, **kwargs):
             started.set()
@@ -66,6 +67,7 @@ def run_main(monkeypatch, home):
     thread.start()
     started.wait(10)
     thread.join(0.2)
+    run_main.servers = holder["servers"]
     return holder.get("server"), thread, result
 
 
@@ -101,6 +103,24 @@ def test_alias_lines_then_banner_then_health(tmp_path, monkeypatch, capsys):
     assert out[alias + 1].startswith("ERROR: Certificate junk.cer not added")
     assert (home / "logs" / "hermod.log").read_text().startswith("INFO: Adding certificate Idm-CA.cer")
     assert (home / "tmp").is_dir()
+
+
+def test_management_port_moves_the_actuator(tmp_path, monkeypatch):
+    home = home_with(tmp_path, "server:\n  port: 0\nmanagement:\n  server:\n    port: 1\npublic-url: https://p/ms\n")
+    server, thread, _ = run_main(monkeypatch, home)
+    assert server is not None
+    app, management = run_main.servers
+    try:
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"http://127.0.0.1:{app.server_address[1]}/actuator/health", timeout=5)
+        assert err.value.code == 404
+        url = f"http://127.0.0.1:{management.server_address[1]}/actuator/health"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            assert json.loads(resp.read()) == {"status": "UP"}
+    finally:
+        for httpd in (app, management):
+            httpd.shutdown()
+        thread.join(5)
 
 
 def test_https_from_a_pkcs12_keystore_with_keystoretype(tmp_path, monkeypatch):

@@ -7,7 +7,8 @@
 3. One `INFO: Adding certificate <file> using alias <alias>` line per cacerts/*.cer.
 4. The block-letter HERMOD banner.
 5. HTTP (or HTTPS with server.ssl and a PKCS#12 keystore) on server.port, serving the
-   Spring Boot actuator health endpoint `/actuator/health` -> {"status":"UP"}.
+   Spring Boot actuator health endpoint `/actuator/health` -> {"status":"UP"} there, or on
+   management.server.port when that is set (Spring Boot's separate management port).
 """
 
 from __future__ import annotations
@@ -191,6 +192,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "Hermod"
     sys_version = ""
     access_log = None
+    actuator = True
 
     def _send(self, status: int, body: dict) -> None:
         data = json.dumps(body).encode()
@@ -203,7 +205,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):  # noqa: N802  pylint: disable=invalid-name
         path = self.path.split("?", 1)[0]
-        if path == "/actuator/health":
+        if path == "/actuator/health" and self.actuator:
             self._send(200, {"status": "UP"})
         else:
             self._send(404, {"status": 404, "error": "Not Found", "path": path})
@@ -235,7 +237,13 @@ def main() -> int:
         port = int(server_cfg.get("port", 20400))
         ssl_cfg = server_cfg.get("ssl") or {}
         context = server_ssl_context(home, ssl_cfg) if ssl_cfg.get("enabled") is True else None
-        httpd = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+        # Spring Boot: management.server.port moves the actuator to a listener of its own.
+        management_port = ((cfg.get("management") or {}).get("server") or {}).get("port")
+        management_port = int(management_port) if management_port not in (None, "") else None
+        servers = [ThreadingHTTPServer(("0.0.0.0", port), type("AppHandler", (Handler,), {
+            "actuator": management_port in (None, port)}))]
+        if management_port not in (None, port):
+            servers.append(ThreadingHTTPServer(("0.0.0.0", management_port), Handler))
     except StartError as exc:
         log.write("ERROR", str(exc))
         return 2
@@ -243,11 +251,17 @@ def main() -> int:
         log.write("ERROR", f"cannot listen on server.port: {exc.strerror or exc}")
         return 2
     if context is not None:
-        httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+        for httpd in servers:
+            httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
     Handler.access_log = open(os.path.join(logs, "access.log"), "a", encoding="utf-8")  # pylint: disable=consider-using-with
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=httpd.shutdown).start())
-    log.write("INFO", f"Started Hermod on port {port} ({'https' if context else 'http'}), public-url {public_url}")
-    httpd.serve_forever()
+    signal.signal(signal.SIGTERM, lambda *_: [threading.Thread(target=h.shutdown).start() for h in servers])
+    for httpd in servers[1:]:
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    log.write("INFO", f"Started Hermod on port {port} ({'https' if context else 'http'}), public-url {public_url}"
+              + (f", actuator on port {management_port}" if len(servers) > 1 else ""))
+    servers[0].serve_forever()
+    for httpd in servers[1:]:
+        httpd.shutdown()
     log.write("INFO", "Stopped")
     return 0
 
