@@ -81,3 +81,49 @@ def test_health_url_stays_outside_the_base_path(termination, url):
 
 def test_default_banner_pattern_is_the_log_checks_default():
     assert value(role_vars(), "messaging_banner_regex") == messaging_startup.DEFAULT_BANNER_REGEX
+
+
+WIRING = os.path.join(ROOT, "collections", "ansible_collections", "smartid", "hermod", "playbooks",
+                      "vars", "wiring.yml")
+
+
+def wired(messaging_role_loaded, **inventory):
+    """wiring.yml over the inventory; with the messaging role's defaults where a play loads it."""
+    variables = {"inventory_hostname": "host.test", "messaging_network_alias": "messaging"}
+    if messaging_role_loaded:
+        for part in ("defaults", "vars"):
+            with open(os.path.join(ROLE, part, "main.yml"), encoding="utf-8") as handle:
+                variables.update(yaml.safe_load(handle))
+    variables.update(inventory)
+    with open(WIRING, encoding="utf-8") as handle:
+        variables.update(yaml.safe_load(handle))
+    return Templar(loader=DataLoader(), variables=trusted(variables))
+
+
+@pytest.mark.parametrize("profile, health_path", [
+    ("reference", "/actuator/health/readiness"), ("nexus", "/actuator/health")])
+def test_traefik_health_path_follows_the_profile_through_the_wiring(profile, health_path):
+    assert value(wired(True, messaging_profile=profile), "traefik_backend_health_path") == health_path
+
+
+@pytest.mark.parametrize("inventory, source", [
+    ({}, "build"), ({"messaging_profile": "nexus"}, "registry"),
+    ({"messaging_profile": "nexus", "messaging_image_source": "archive"}, "archive")])
+def test_images_play_gets_the_profiles_image_source(inventory, source):
+    # The images play does not load the messaging role: only the wiring and the inventory.
+    templar = wired(False, messaging_image="reg.test/hermod:1", **inventory)
+    components = {c["name"]: c for c in value(templar, "images_components")}
+    assert components["messaging"]["source"] == source
+    assert components["messaging"]["ref"] == ("" if source == "build" else "reg.test/hermod:1")
+    # Inside the deploy play the role's profile-derived default agrees with the wiring.
+    assert value(wired(True, messaging_image="reg.test/hermod:1", **inventory),
+                 "wiring_messaging_image_source") == source
+
+
+def test_registry_login_reaches_the_images_role_through_the_wiring():
+    templar = wired(False, messaging_profile="nexus", messaging_image="reg.test/hermod:1",
+                    messaging_registry="reg.test", messaging_registry_username="ci",
+                    messaging_registry_password="pw")
+    component = {c["name"]: c for c in value(templar, "images_components")}["messaging"]
+    assert (component["registry"], component["registry_username"], component["registry_password"]) \
+        == ("reg.test", "ci", "pw")
