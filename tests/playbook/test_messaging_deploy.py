@@ -87,6 +87,7 @@ def test_service_tls_deploy_is_idempotent_and_quiet(stack, tmp_path):
         "messaging_publish_host_port": port,
         # The standalone base path: the container's health check stays on the actuator outside it.
         "messaging_base_path": "/hermod/rest",
+        "messaging_public_url": "https://messaging.test/hermod/rest/ms",
     }
     h.vars.update(extra)
     image_file = tmp_path / "messaging-image"
