@@ -1,4 +1,4 @@
-"""Helpers for the database tests (imported explicitly; tests/conftest.py belongs to the lead).
+"""Helpers for the database tests, imported explicitly by the test modules that use them.
 
 - `PostgresCluster`: a throwaway PostgreSQL cluster run as user postgres with the server
   binaries of the newest PostgreSQL installed (/usr/lib/postgresql/<version>/bin, or
