@@ -320,7 +320,12 @@ class HttpProtocol(asyncio.Protocol):
                 keep_alive = request.keep_alive and not self.closing
                 self._write(response, keep_alive, head_only=request.method == "HEAD", http_10=request.http_10)
                 if not keep_alive:
-                    self.transport.close()
+                    if self.flooded:
+                        # The peer is still sending the rest of its flood: a plain close with
+                        # unread input resets the connection and can destroy the answers.
+                        self._linger_close()
+                    else:
+                        self.transport.close()
                 elif self.continue_due and not self.queue:
                     self.continue_due = False
                     self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -351,12 +356,15 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.close()
             return
         self._write(error(None, status, message), keep_alive=False)
+        self._linger_close()
+
+    def _linger_close(self) -> None:
+        """Lingering close: send what is written and a FIN, drop what still comes for LINGER
+        seconds. A close with unread input would reset the connection, and the reset can destroy
+        the answers before the client reads them."""
         if not self.transport.can_write_eof():  # TLS
             self.transport.close()
             return
-        # Lingering close: send the answer and a FIN, drop what still comes for LINGER seconds.
-        # A close with unread input would reset the connection, and the reset can destroy the
-        # answer before the client reads it.
         self.lingering = True
         self.state = _IDLE
         self.transport.write_eof()
