@@ -269,41 +269,38 @@ def test_endless_chunked_body_gets_413(target):
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:100]
 
 
-def test_slow_head_gets_408(target):
-    """One header byte every 100 ms: never idle, never done."""
-    with Watch(target, "slow-head") as watch:
+def trickle_until_answer(target, name, opening: bytes, drip: bytes, limit: float):
+    """Send `opening`, then one `drip` byte every 100 ms until an answer or `limit` seconds:
+    (answer, seconds to it)."""
+    with Watch(target, name) as watch:
         with socket.create_connection(("127.0.0.1", target.port), timeout=10) as sock:
             started = time.monotonic()
-            sock.sendall(b"GET /actuator/health/liveness HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            sock.sendall(opening)
             sock.settimeout(0.1)
             answer = b""
-            while not answer and time.monotonic() - started < HEAD_TIMEOUT * 3:
+            while not answer and time.monotonic() - started < limit:
                 try:
-                    sock.send(b"s")
+                    sock.send(drip)
                     answer = sock.recv(65536)
                 except TimeoutError:
                     pass
             elapsed = time.monotonic() - started
         watch.extra = {"seconds_to_answer": round(elapsed, 2)}
+    return answer, elapsed
+
+
+def test_slow_head_gets_408(target):
+    """One header byte every 100 ms: never idle, never done."""
+    answer, elapsed = trickle_until_answer(
+        target, "slow-head", b"GET /actuator/health/liveness HTTP/1.1\r\nHost: x\r\nX-Slow: ", b"s", HEAD_TIMEOUT * 3)
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:100]
     assert HEAD_TIMEOUT <= elapsed < HEAD_TIMEOUT * 1.5 + 0.5
 
 
 def test_slow_body_gets_408(target):
-    with Watch(target, "slow-body") as watch:
-        with socket.create_connection(("127.0.0.1", target.port), timeout=10) as sock:
-            started = time.monotonic()
-            sock.sendall(b"POST /command/ping HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{")
-            sock.settimeout(0.1)
-            answer = b""
-            while not answer and time.monotonic() - started < BODY_TIMEOUT * 3:
-                try:
-                    sock.send(b" ")
-                    answer = sock.recv(65536)
-                except TimeoutError:
-                    pass
-            elapsed = time.monotonic() - started
-        watch.extra = {"seconds_to_answer": round(elapsed, 2)}
+    answer, elapsed = trickle_until_answer(
+        target, "slow-body", b"POST /command/ping HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{", b" ",
+        BODY_TIMEOUT * 3)
     assert answer.startswith(b"HTTP/1.1 408 "), answer[:100]
     assert BODY_TIMEOUT <= elapsed < BODY_TIMEOUT * 1.5 + 0.5
 
