@@ -50,6 +50,15 @@ SELECT 'null';
 \\endif
 """
 
+# Tables outside the system schemas: a database holding any has a schema already, made by hand
+# when there is no history to say which version it is.
+LIST_TABLES = """SELECT coalesce(json_agg(t ORDER BY t), '[]'::json) FROM (
+  SELECT schemaname || '.' || tablename AS t FROM pg_catalog.pg_tables
+   WHERE schemaname NOT IN ('pg_catalog', 'information_schema') AND schemaname NOT LIKE 'pg\\_%') s;
+"""
+
+BASELINE_DESCRIPTION = "<< Flyway Baseline >>"
+
 _PSQL_LINE_RE = re.compile(r"psql:<stdin>:(\d+):")
 
 
@@ -63,6 +72,56 @@ def read_history(client):
     """The history rows in rank order, or None when there is no history table."""
     out = client.psql(READ_HISTORY).strip()
     return json.loads(out) if out else None
+
+
+def list_tables(client):
+    """Names (schema.table) of every table outside the system schemas."""
+    out = client.psql(LIST_TABLES).strip()
+    return json.loads(out) if out else []
+
+
+def substitute(text, substitutions):
+    """The SQL text with each `from` replaced by its `to` (in the given order).
+
+    Applied to what runs, never to what is checksummed: the history keeps the checksum of the
+    file as shipped, so the vendor's files stay verifiable and an upgrade does not see them as
+    changed.
+    """
+    if not substitutions:
+        return text
+    body = text.decode("utf-8") if isinstance(text, bytes) else text
+    for old, new in substitutions.items():
+        body = body.replace(old, new)
+    return body
+
+
+def check_substitutions(substitutions):
+    """Refuse empty or non-text keys and values before anything runs."""
+    for old, new in (substitutions or {}).items():
+        if not isinstance(old, str) or not old:
+            raise MigrationError("database_sql_substitutions: every key must be a non-empty string (got %r)" % (old,))
+        if not isinstance(new, str):
+            raise MigrationError("database_sql_substitutions: the value of %r must be a string" % old)
+
+
+def baseline_script(version):
+    """Create the history table and record `version` as a baseline (Flyway's BASELINE row)."""
+    return "\n".join(
+        ["\\set ON_ERROR_STOP on", "BEGIN;"]
+        + HISTORY_DDL.strip().splitlines()
+        + [
+            "LOCK TABLE flyway_schema_history IN SHARE ROW EXCLUSIVE MODE;",
+            "DO $smartid_guard$ BEGIN IF (SELECT count(*) FROM flyway_schema_history) <> 0 THEN "
+            "RAISE EXCEPTION 'flyway_schema_history was filled during the baseline (another "
+            "migration running?)'; END IF; END $smartid_guard$;",
+            "INSERT INTO flyway_schema_history (installed_rank, version, description, type, script,"
+            " checksum, installed_by, installed_on, execution_time, success) VALUES (1, %s, %s,"
+            " 'BASELINE', %s, NULL, current_user, now(), 0, true);"
+            % (_literal(version), _literal(BASELINE_DESCRIPTION), _literal(BASELINE_DESCRIPTION)),
+            "COMMIT;",
+            "",
+        ]
+    )
 
 
 def installed_version(history):
@@ -167,33 +226,93 @@ def _map_error(stderr, script_name, header_lines):
     return _PSQL_LINE_RE.sub(repl, stderr).strip()
 
 
-def migrate(client, sql_dir, target, check_mode=False):
-    """Plan and (unless check_mode) apply. Returns a result dict for the module."""
+def migrate(client, sql_dir, target, check_mode=False, baseline=None, substitutions=None):
+    """Plan and (unless check_mode) apply. Returns a result dict for the module.
+
+    baseline: the version of a schema made by hand (tables but no history table): recorded as
+    Flyway's BASELINE row without running anything; later files are applied on top. Ignored for
+    an empty database (a new install) and once a history exists.
+    substitutions: {from: to} text replacements in the SQL that runs (the vendor's guide has
+    operators adapt the database user in its files); the checksums stay those of the files.
+    """
+    check_substitutions(substitutions)
     files = read_sql_files(sql_dir)
     parse_migrations(files)  # malformed names and duplicates fail before touching anything
+    target_text = format_version(parse_version(target, "target version"))
+    baseline_text = None
+    if baseline:
+        baseline_text = format_version(parse_version(baseline, "database_baseline_version"))
     history = read_history(client)
-    before = installed_version(history)
     warnings = validate_history(history, files)
+    baselined = False
+    if history is None:
+        tables = list_tables(client)
+        if baseline_text is None and tables:
+            raise MigrationError(
+                "the database holds tables (%s) but no flyway_schema_history: it was not set up "
+                "by this bundle and is not new. If its schema was made by hand at a known version, "
+                "set database_baseline_version to that version (x.y.z) to record it without running "
+                "anything; otherwise point the bundle at an empty database"
+                % ", ".join(tables[:5] + (["..."] if len(tables) > 5 else []))
+            )
+        if baseline_text is not None and not tables:
+            # Flyway's rule too: an empty database is a new install, whatever the baseline says.
+            warnings.append("database_baseline_version %s is ignored: the database is empty, so this "
+                            "is a new install" % baseline_text)
+        elif baseline_text is not None:
+            if parse_version(baseline_text, "") > parse_version(target_text, ""):
+                raise MigrationError(
+                    "database_baseline_version %s is after the target schema version %s: "
+                    "a downgrade is not possible" % (baseline_text, target_text)
+                )
+            baselined = True
+    elif baseline_text is not None and not any(
+        r.get("type") == "BASELINE" and r.get("version") == baseline_text for r in history
+    ):
+        warnings.append(
+            "database_baseline_version %s is ignored: the database has a schema history already "
+            "(installed %s)" % (baseline_text, installed_version(history))
+        )
+    before = baseline_text if baselined else installed_version(history)
     plan = plan_migrations(list(files), before, target)
+    if substitutions:
+        for old in substitutions:
+            if not any(old in files[m.script].decode("utf-8", "replace") for m in plan):
+                if plan:
+                    warnings.append("database_sql_substitutions: %r occurs in none of %s"
+                                    % (old, ", ".join(m.script for m in plan)))
     result = {
         "installed_version": before,
-        "target_version": format_version(parse_version(target, "target version")),
+        "target_version": target_text,
         "mode": "install" if before is None else ("upgrade" if plan else "current"),
         "plan": [m.script for m in plan],
         "applied": [],
+        "baseline": baseline_text if baselined else None,
         "warnings": warnings,
-        "changed": bool(plan),
+        "changed": bool(plan) or baselined,
         "schema_version": before,
     }
-    if check_mode or not plan:
+    if check_mode or not (plan or baselined):
         return result
 
     previous_rank = max([int(r["installed_rank"]) for r in history or []] or [0])
     create_history = history is None
+    if baselined:
+        try:
+            client.psql(baseline_script(baseline_text), args=("-X", "-q", "-A", "-t", "-f", "-"))
+        except Exception as exc:  # ClientError
+            error = MigrationError("recording baseline %s failed: %s"
+                                   % (baseline_text, getattr(exc, "stderr", "") or exc))
+            result["changed"] = False
+            error.result = result
+            raise error
+        previous_rank = 1
+        create_history = False
     for migration in plan:
         text = files[migration.script]
         checksum = flyway_checksum(text)
-        script, header_lines = apply_script(migration, text, checksum, previous_rank, create_history)
+        script, header_lines = apply_script(migration, substitute(text, substitutions), checksum,
+                                            previous_rank, create_history)
         try:
             client.psql(script, args=("-X", "-q", "-A", "-t", "-f", "-"))
         except Exception as exc:  # ClientError; keep module_utils free of a circular import
@@ -206,7 +325,7 @@ def migrate(client, sql_dir, target, check_mode=False):
                     _map_error(stderr, migration.script, header_lines),
                 )
             )
-            result["changed"] = bool(result["applied"])
+            result["changed"] = bool(result["applied"]) or baselined
             error.result = result
             raise error
         previous_rank += 1

@@ -34,6 +34,20 @@ options:
         host's copy of the SQL files is not updated yet.
     type: bool
     default: false
+  baseline_version:
+    description:
+      - For a database whose schema was made by hand (tables, no C(flyway_schema_history)): the
+        schema version it is at. It is recorded as Flyway's C(BASELINE) row without running
+        anything; files after it up to I(target_version) are applied on top.
+      - Ignored (with a warning) once the database has a history.
+      - Without it, a database with tables but no history is refused (it is not new).
+    type: str
+  sql_substitutions:
+    description:
+      - Text replacements (C(from) -> C(to)) applied to the SQL that runs, e.g. the database user
+        that the vendor's files name. The recorded checksum stays that of the file as shipped.
+    type: dict
+    default: {}
 extends_documentation_fragment:
   - smartid.hermod.database_client
 author: Smart ID bundle team
@@ -57,8 +71,17 @@ history:
   type: list
   elements: dict
   returned: inspect_only
+tables:
+  description: Tables outside the system schemas when there is no history (a hand-made schema), else empty.
+  type: list
+  elements: str
+  returned: inspect_only
+baseline:
+  description: The baseline version recorded in this run, or null.
+  type: str
+  returned: always
 installed_version:
-  description: Schema version before the run (null for a new install).
+  description: Schema version before the run (null for a new install; the baseline when one is recorded).
   type: str
   returned: always
 schema_version:
@@ -92,7 +115,12 @@ from ansible_collections.smartid.hermod.plugins.module_utils.database_client imp
     database_client_argument_spec,
     database_client_for,
 )
-from ansible_collections.smartid.hermod.plugins.module_utils.database_flyway import installed_version, migrate, read_history
+from ansible_collections.smartid.hermod.plugins.module_utils.database_flyway import (
+    installed_version,
+    list_tables,
+    migrate,
+    read_history,
+)
 from ansible_collections.smartid.hermod.plugins.module_utils.database_migrations import MigrationError
 
 
@@ -102,6 +130,8 @@ def main():
             sql_dir=dict(type="path"),
             target_version=dict(type="str"),
             inspect_only=dict(type="bool", default=False),
+            baseline_version=dict(type="str"),
+            sql_substitutions=dict(type="dict", default={}),
             **database_client_argument_spec(),
         ),
         required_if=DATABASE_CLIENT_REQUIRED_IF + [
@@ -114,11 +144,14 @@ def main():
     if p["inspect_only"]:
         try:
             history = read_history(client)
-            module.exit_json(changed=False, history=history, installed_version=installed_version(history))
+            tables = list_tables(client) if history is None else []
+            module.exit_json(changed=False, history=history, installed_version=installed_version(history),
+                             tables=tables)
         except (MigrationError, ClientError) as exc:
             module.fail_json(msg="cannot read the schema history: %s" % exc, error=str(exc))
     try:
-        result = migrate(client, p["sql_dir"], p["target_version"], check_mode=module.check_mode)
+        result = migrate(client, p["sql_dir"], p["target_version"], check_mode=module.check_mode,
+                         baseline=p["baseline_version"] or None, substitutions=p["sql_substitutions"])
     except MigrationError as exc:
         partial = dict(getattr(exc, "result", {}))
         partial.pop("warnings", None)
