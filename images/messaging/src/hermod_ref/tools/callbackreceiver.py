@@ -1,12 +1,12 @@
 """Callback receiver for smoke tests and benchmarks.
 
-Accepts `POST [<base>]/callback/<type>` (the base of a callback-url as the integration guide
-shapes it: /ws/hermod for Identity Manager, /https/api/rest/v3.0/personalmessaging for Digital
-Access), checks HTTP basic auth when configured, records every
-callback (JSON lines file and/or in memory) and counts duplicates by Idempotency-Key.
-`GET /stats` returns the counters.
+Accepts `POST [<prefix>]/callback/<type>` (any prefix, so that one receiver stands in for the
+guide's callback URLs, e.g. `https://<IDM-HOST>/ws/hermod`), checks HTTP basic auth when
+configured, records every callback with the host and path it was sent to (JSON lines file and/or
+in memory) and counts duplicates by Idempotency-Key. `GET /stats` returns the counters.
 
     hermod-callback-receiver --port 18080 --basic-auth user:secret --record callbacks.jsonl
+    hermod-callback-receiver --port 443 --basic-auth-file /run/secrets/auth --tls-cert c.pem --tls-key k.pem
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ class Receiver:
             self.duplicates += 1
         else:
             self.seen.add(key)
-        entry = {"type": request.match_info["type"], "idempotencyKey": key,
+        entry = {"type": request.match_info["type"], "host": request.host, "path": request.path,
+                 "idempotencyKey": key,
                  "attempt": request.headers.get("X-Hermod-Attempt"), "body": doc}
         if self.record:
             self.record.write(json.dumps(entry) + "\n")
@@ -79,7 +80,7 @@ class Receiver:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=1 << 20)
         app.add_routes([web.post("/callback/{type}", self.handle),
-                        web.post("/{base:.+}/callback/{type}", self.handle),
+                        web.post("/{prefix:.+}/callback/{type}", self.handle),
                         web.get("/stats", self.stats)])
         return app
 
@@ -92,15 +93,25 @@ async def start(receiver: Receiver, host: str, port: int, ssl_context: ssl.SSLCo
     return runner
 
 
+def basic_auth_from(value: str | None, path: str | None) -> str | None:
+    """The user:password pair, from the file when one is given (its line end dropped)."""
+    if path:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read().rstrip("\r\n")
+    return value
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="hermod-callback-receiver", description=__doc__.splitlines()[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=18080)
     p.add_argument("--basic-auth", help="user:password the callbacks must carry")
+    p.add_argument("--basic-auth-file", help="file holding user:password (keeps it off the command line)")
     p.add_argument("--record", help="append callbacks as JSON lines to this file")
     p.add_argument("--tls-cert", help="PEM certificate (chain) to serve HTTPS")
     p.add_argument("--tls-key", help="PEM private key for --tls-cert")
     args = p.parse_args(argv)
+    args.basic_auth = basic_auth_from(args.basic_auth, args.basic_auth_file)
     ctx = None
     if args.tls_cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
