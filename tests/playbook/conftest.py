@@ -94,10 +94,11 @@ class Harness:
             "messaging_client_key_secret": self.secret,
             "messaging_database_password": self.db_password,
             "messaging_clients": [
+                # No callback server in these tests: the preflight warns instead of failing.
                 {"client_id": "idm", "group": "smartid", "callback_url": IDM_CALLBACK,
-                 "callback_basic_auth": self.basic_auth},
+                 "callback_basic_auth": self.basic_auth, "callback_reachable": False},
                 {"client_id": "da", "group": "smartid", "key": self.da_key,
-                 "callback_url": DA_CALLBACK},
+                 "callback_url": DA_CALLBACK, "callback_reachable": False},
             ],
         }
         self.inventory = tmp_path / "inventory.yml"
