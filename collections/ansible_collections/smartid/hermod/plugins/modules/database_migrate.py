@@ -36,10 +36,10 @@ options:
     default: false
   baseline_version:
     description:
-      - For a database whose schema was made by hand (tables, no C(flyway_schema_history)): the
-        schema version it is at. It is recorded as Flyway's C(BASELINE) row without running
+      - The schema version of a database whose schema was made by hand (tables, no
+        C(flyway_schema_history)). It is recorded as Flyway's C(BASELINE) row without running
         anything; files after it up to I(target_version) are applied on top.
-      - Ignored (with a warning) once the database has a history.
+      - Ignored (with a warning) for an empty database and once the database has a history.
       - Without it, a database with tables but no history is refused (it is not new).
     type: str
   sql_substitutions:
