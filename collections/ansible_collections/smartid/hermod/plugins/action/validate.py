@@ -30,7 +30,8 @@ options:
         C(keystore) (messaging_keystore), C(smartid_home) (smartid_home_rules),
         C(docker_install), C(docker_versions) (docker_rules), C(traefik_settings) (traefik_rules),
         C(traefik_certificate) (traefik_certs), C(database_password), C(database_connection),
-        C(database_container), C(database_sql) (database_rules).
+        C(database_container), C(database_sql) (database_rules),
+        C(database_baseline) (database_flyway), C(callback_standin) (callback_standin_rules).
     type: dict
     required: true
 author:
@@ -64,6 +65,8 @@ warnings_found:
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.smartid.hermod.plugins.module_utils import callback_standin_rules
+from ansible_collections.smartid.hermod.plugins.module_utils import database_flyway
 from ansible_collections.smartid.hermod.plugins.module_utils import database_rules
 from ansible_collections.smartid.hermod.plugins.module_utils import docker_rules
 from ansible_collections.smartid.hermod.plugins.module_utils import images_build
@@ -130,7 +133,17 @@ def _errors_only(rule):
     return lambda **kwargs: (rule(**kwargs), [])
 
 
+def _database_baseline(**kwargs):
+    return database_flyway.check_baseline_settings(**kwargs), []
+
+
+def _callback_standin(**kwargs):
+    return callback_standin_rules.check_callback_standin(**kwargs), []
+
+
 CONCERNS = {
+    "database_baseline": _database_baseline,
+    "callback_standin": _callback_standin,
     "images": _images,
     "profile": _profile,
     "smartid_home": _errors_only(smartid_home_rules.check_home),

@@ -104,6 +104,39 @@ def check_substitutions(substitutions):
             raise MigrationError("database_sql_substitutions: the value of %r must be a string" % old)
 
 
+def check_baseline_settings(baseline_version="", sql_substitutions=None,
+                            schema_version=None):
+    """The database role's loop options, as the validate action checks them on the controller.
+
+    Returns error messages naming the variable; an empty list when both are usable.
+    """
+    errors = []
+    if not isinstance(baseline_version, str):
+        errors.append("database_baseline_version must be a string: empty, or the version x.y.z "
+                      "of a schema made by hand")
+    elif baseline_version and not re.match(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$",
+                                           baseline_version):
+        errors.append("database_baseline_version must be empty or a version x.y.z (is %s)"
+                      % baseline_version)
+    elif baseline_version and isinstance(schema_version, str) and re.match(
+            r"^[0-9]+\.[0-9]+\.[0-9]+$", schema_version) and tuple(
+            int(p) for p in baseline_version.split(".")) > tuple(
+            int(p) for p in schema_version.split(".")):
+        errors.append("database_baseline_version %s is after database_schema_version %s: a "
+                      "downgrade is not possible" % (baseline_version, schema_version))
+    if sql_substitutions is None:
+        sql_substitutions = {}
+    if not isinstance(sql_substitutions, dict):
+        errors.append("database_sql_substitutions must be a mapping of text in the SQL files to "
+                      "its replacement")
+        return errors
+    try:
+        check_substitutions(sql_substitutions)
+    except MigrationError as exc:
+        errors.append(str(exc))
+    return errors
+
+
 def baseline_script(version):
     """Create the history table and record `version` as a baseline (Flyway's BASELINE row)."""
     return "\n".join(

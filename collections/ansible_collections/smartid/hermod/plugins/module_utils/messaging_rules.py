@@ -206,6 +206,12 @@ def _check_clients(clients, key_secret, allow_http_callbacks, field, secret_fiel
                 warnings.append("%s.callback_url does not have the integration guide's shape for "
                                 "a %s client: %s" % (where, kind.upper() if kind == "idm" else "DA",
                                                      GUIDE_CALLBACK_SHAPES[kind]))
+        # Deployment-only: whether the callback preflight may reach the host yet (never in the
+        # service's configuration).
+        reachable = raw.get("callback_reachable")
+        if reachable is not None and not isinstance(reachable, bool):
+            errors.append("%s.callback_reachable must be true or false (false: the callback "
+                          "preflight only warns)" % where)
         auth = client.get("callback_basic_auth")
         if auth not in (None, ""):
             if not isinstance(auth, str) or ":" not in auth or auth.startswith(":"):
