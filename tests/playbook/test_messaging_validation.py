@@ -39,6 +39,8 @@ class Case:
     # "spec": refused by the role's meta/argument_specs.yml (types, required keys, choices),
     # which Ansible checks before the rule functions run.
     by: str = "rules"
+    # Which role's validation refuses it (the "<title> settings are invalid" of the message).
+    title: str = "messaging"
 
 
 def clients(h, index, **changes):
@@ -86,6 +88,15 @@ def pem_pair(h, matching):
     (h.tmp / "tls.key").write_bytes(key_pem(key if matching else other))
     (h.tmp / "tls.crt").write_bytes(cert_pem(cert))
     return str(h.tmp / "tls.key"), str(h.tmp / "tls.crt")
+
+
+def standin(h, **changes):
+    """The callback stand-in turned on with usable settings, then the case's change."""
+    values = {"callback_standin_enabled": True, "callback_standin_hosts": ["idm.test", "da.test"],
+              "callback_standin_basic_auth": "hermod:standin-pw",
+              "callback_standin_pki_dir": str(h.tmp / "standin-pki")}
+    values.update(changes)
+    return values
 
 
 C0 = "messaging_clients[0] (client_id=idm)"
@@ -378,6 +389,24 @@ CASES = [
                         messaging_keystore_password="pw-" + h.secret),
          ["messaging_keystore_cert_src {dir}/tls.crt does not belong to the private key "
           "messaging_keystore_key_src {dir}/tls.key"]),
+    # ------------------------------------------------------------ callback preflight, stand-in
+    Case("callback-reachable-not-bool", "callback_reachable `later`",
+         lambda h: clients(h, 1, callback_reachable="later"),
+         # Ansible lists the valid booleans from a set: their order varies from run to run.
+         ["argument 'callback_reachable' is of type str found in 'messaging_clients'. and we were "
+          "unable to convert to bool: The value 'later' is not a valid boolean. Valid booleans "
+          "include: <any>"], by="spec"),
+    Case("standin-basic-auth-no-colon", "the callback stand-in on, basic auth without `:`",
+         lambda h: standin(h, callback_standin_basic_auth="hermod"),
+         ["callback_standin_basic_auth must have the form user:password (no spaces, a non-empty "
+          "user and password)"], title="callback stand-in"),
+    Case("standin-host-not-dns", "the callback stand-in on, host `idm_smartid.test`",
+         lambda h: standin(h, callback_standin_hosts=["idm_smartid.test"]),
+         ["callback_standin_hosts: not DNS names: idm_smartid.test"], title="callback stand-in"),
+    Case("standin-pki-relative", "the callback stand-in on, a relative PKI folder",
+         lambda h: standin(h, callback_standin_pki_dir="pki"),
+         ["callback_standin_pki_dir must be an absolute path (is 'pki')"],
+         title="callback stand-in"),
 ]
 
 
@@ -402,10 +431,13 @@ def expected(case, h):
 
 
 def matches(want, got):
-    if "<date>" not in want:
-        return want == got
-    head, tail = want.split("<date>")
-    return got.startswith(head) and got.endswith(tail)
+    """<date> (a certificate's expiry) and <any> (text Ansible words differently per run) match
+    any text; the rest must be equal."""
+    for wildcard in ("<date>", "<any>"):
+        if wildcard in want:
+            head, tail = want.split(wildcard)
+            return got.startswith(head) and got.endswith(tail)
+    return want == got
 
 
 @pytest.fixture(scope="module")
@@ -466,7 +498,7 @@ def test_bad_input_is_refused_before_any_change(batch, case):
         got = result["argument_errors"]
     else:
         got = result["errors"]
-        assert result["msg"].startswith("messaging settings are invalid:\n- ")
+        assert result["msg"].startswith("%s settings are invalid:\n- " % case.title)
     assert len(got) == len(want) and all(matches(w, g) for w, g in zip(want, got)), got
     assert batch["stats"][case.name]["failures"] == 1
     assert tree_checksum(h.home) == batch["before"][case.name], \
