@@ -4,26 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.smartid.hermod.plugins.module_utils.database_client import DatabaseClient
 from ansible_collections.smartid.hermod.plugins.module_utils.database_flyway import migrate
 from ansible_collections.smartid.hermod.plugins.module_utils.database_migrations import (
     MigrationError,
     flyway_checksum,
 )
-from conftest_database import FIXTURE_SQL, HAVE_PG, PG_BIN, write_fixture_sql
+from conftest_database import FIXTURE_SQL, HAVE_PG, write_fixture_sql
 
 pytestmark = pytest.mark.skipif(not HAVE_PG, reason="needs PostgreSQL 15 server binaries and runuser")
-
-
-@pytest.fixture
-def client(db):
-    return DatabaseClient("local", db.database, db.user, db.password, host="127.0.0.1", port=db.port,
-                          client_bin_dir=str(PG_BIN))
-
-
-@pytest.fixture
-def sql_dir(tmp_path):
-    return write_fixture_sql(tmp_path / "postgresql")
 
 
 def history(db):

@@ -14,17 +14,6 @@ from ansible_collections.smartid.hermod.plugins.module_utils.database_migrations
 from conftest_database import PG_BIN, write_fixture_sql
 
 
-@pytest.fixture
-def client(db):
-    return DatabaseClient("local", db.database, db.user, db.password, host="127.0.0.1", port=db.port,
-                          client_bin_dir=str(PG_BIN))
-
-
-@pytest.fixture
-def sql_dir(tmp_path):
-    return write_fixture_sql(tmp_path / "postgresql")
-
-
 def history(db):
     rows = db.psql(
         "SELECT installed_rank, version, description, type, script, checksum, installed_by, success,"
