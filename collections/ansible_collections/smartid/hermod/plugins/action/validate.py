@@ -28,7 +28,8 @@ options:
       - Concern name to its arguments. Concerns are C(images) (images_build), C(clients),
         C(public_url), C(base_path), C(profile) (messaging_rules), C(cacerts) (messaging_certs),
         C(keystore) (messaging_keystore), C(smartid_home) (smartid_home_rules),
-        C(docker_install), C(docker_versions) (docker_rules), C(traefik_settings) (traefik_rules),
+        C(docker_install), C(docker_versions) (docker_rules),
+        C(swarm_topology), C(swarm_live_restore) (swarm_rules), C(traefik_settings) (traefik_rules),
         C(traefik_certificate) (traefik_certs), C(database_password), C(database_connection),
         C(database_container), C(database_sql) (database_rules),
         C(database_baseline) (database_flyway), C(callback_standin) (callback_standin_rules).
@@ -74,6 +75,7 @@ from ansible_collections.smartid.hermod.plugins.module_utils import messaging_ce
 from ansible_collections.smartid.hermod.plugins.module_utils import messaging_keystore
 from ansible_collections.smartid.hermod.plugins.module_utils import messaging_rules
 from ansible_collections.smartid.hermod.plugins.module_utils import smartid_home_rules
+from ansible_collections.smartid.hermod.plugins.module_utils import swarm_rules
 from ansible_collections.smartid.hermod.plugins.module_utils import traefik_certs
 from ansible_collections.smartid.hermod.plugins.module_utils import traefik_rules
 from ansible_collections.smartid.hermod.plugins.module_utils import traefik_tls
@@ -149,6 +151,8 @@ CONCERNS = {
     "smartid_home": _errors_only(smartid_home_rules.check_home),
     "docker_install": _errors_only(docker_rules.check_install),
     "docker_versions": docker_rules.check_versions,
+    "swarm_topology": _errors_only(swarm_rules.check_topology),
+    "swarm_live_restore": _errors_only(swarm_rules.check_live_restore),
     "traefik_settings": _errors_only(traefik_rules.check_settings),
     "traefik_certificate": _errors_only(traefik_certs.check_operator_certificate),
     "database_password": _errors_only(database_rules.check_password),

@@ -1,0 +1,86 @@
+# -*- coding: utf-8 -*-
+"""The orchestrator and Docker Swarm topology rules (docker role), standard library only.
+
+Pure functions of the inventory's groups and the engine settings: they run in the validation
+play, before anything on a host changes, and every message names the variable or group to fix.
+"""
+
+from __future__ import annotations
+
+ORCHESTRATORS = ("compose", "swarm")
+
+
+def _names(value):
+    return [str(v) for v in (value or [])]
+
+
+def check_topology(orchestrator="compose", host="", managers=None, workers=None, edge=None,
+                   database=None, database_external=False, groups=None):
+    """Broken rules of the swarm layout, each naming its group or variable.
+
+    `groups` names the inventory groups (keys managers, workers, edge, database) for the
+    messages. With compose there is nothing to check beyond the orchestrator's name.
+    """
+    if orchestrator not in ORCHESTRATORS:
+        return ["smartid_orchestrator (docker_orchestrator) is '%s': use compose (one host, the "
+                "guide's layout) or swarm (Docker Swarm across the swarm groups)." % orchestrator]
+    if orchestrator != "swarm":
+        return []
+    groups = dict({"managers": "swarm_managers", "workers": "swarm_workers", "edge": "swarm_edge",
+                   "database": "swarm_database"}, **(groups or {}))
+    managers, workers = _names(managers), _names(workers)
+    edge, database = _names(edge), _names(database)
+    errors = []
+    if not managers:
+        errors.append("group %s is empty: a swarm needs at least one manager (an odd number: 1, 3, 5)"
+                      % groups["managers"])
+    elif len(managers) % 2 == 0:
+        errors.append("group %s has %d hosts (%s): use an odd number of managers, so that a majority "
+                      "survives the loss of one (an even number tolerates no more failures than one "
+                      "manager fewer)" % (groups["managers"], len(managers), ", ".join(managers)))
+    both = sorted(set(managers) & set(workers))
+    if both:
+        errors.append("hosts in both %s and %s: %s (a node is a manager or a worker)"
+                      % (groups["managers"], groups["workers"], ", ".join(both)))
+    members = set(managers) | set(workers)
+    if host and host not in members:
+        errors.append("host %s deploys the stack but is in neither %s nor %s"
+                      % (host, groups["managers"], groups["workers"]))
+    if not edge:
+        errors.append("group %s is empty: Traefik runs on the edge nodes, at least one is needed"
+                      % groups["edge"])
+    for role, hosts in (("edge", edge), ("database", database)):
+        outside = sorted(set(hosts) - members)
+        if outside:
+            errors.append("hosts in %s that are not swarm nodes (%s / %s): %s"
+                          % (groups[role], groups["managers"], groups["workers"], ", ".join(outside)))
+    if database_external:
+        if database:
+            errors.append("database_external is true but group %s lists %s: an external database "
+                          "runs on no swarm node; empty the group" % (groups["database"], ", ".join(database)))
+    elif len(database) != 1:
+        errors.append("group %s must hold exactly one host (the node with the PostgreSQL volume), it "
+                      "holds %d%s; or set database_external: true for a managed database"
+                      % (groups["database"], len(database), (": " + ", ".join(database)) if database else ""))
+    return errors
+
+
+def check_live_restore(orchestrator="compose", install_source="docker-ce", configured=None,
+                       running=None):
+    """live-restore must be off on a swarm node: the engine refuses swarm mode with it.
+
+    `configured` is the daemon.json value the role writes (not with an external engine);
+    `running` what the engine reports (None when it does not answer yet).
+    """
+    if orchestrator != "swarm":
+        return []
+    errors = []
+    if install_source != "external" and bool(configured):
+        errors.append("docker_daemon_options sets live-restore true on a swarm node: the engine "
+                      "refuses swarm mode with live-restore on; remove it (the role turns it off "
+                      "for swarm)")
+    if install_source == "external" and running is True:
+        errors.append("the engine on this swarm node runs with live-restore on "
+                      "(docker_install_source: external, so the role does not manage daemon.json): "
+                      "set \"live-restore\": false in its daemon.json and reload it first")
+    return errors

@@ -1,0 +1,69 @@
+"""Unit tests of the orchestrator and swarm topology rules (docker role's validation).
+
+A valid layout gives no message; each broken rule gives one message naming its group or
+variable, before anything on a host changes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.smartid.hermod.plugins.action import validate
+from ansible_collections.smartid.hermod.plugins.module_utils import swarm_rules
+
+ONE_NODE = dict(orchestrator="swarm", host="n1", managers=["n1"], workers=[], edge=["n1"],
+                database=["n1"], database_external=False)
+STAGING = dict(orchestrator="swarm", host="w1", managers=["m1", "m2", "m3"], workers=["w1", "w2"],
+               edge=["w1", "w2"], database=[], database_external=True)
+
+
+@pytest.mark.parametrize("layout", [ONE_NODE, STAGING])
+def test_valid_layouts_pass(layout):
+    assert swarm_rules.check_topology(**layout) == []
+
+
+def test_compose_ignores_the_swarm_groups():
+    assert swarm_rules.check_topology(orchestrator="compose", managers=["a", "b"]) == []
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"orchestrator": "k8s"}, "smartid_orchestrator (docker_orchestrator) is 'k8s'"),
+    ({"managers": [], "workers": ["n1"]}, "group swarm_managers is empty"),
+    ({"managers": ["n1", "n2"], "database": ["n1"]}, "group swarm_managers has 2 hosts (n1, n2): use an odd number"),
+    ({"workers": ["n1"]}, "hosts in both swarm_managers and swarm_workers: n1"),
+    ({"host": "n9"}, "host n9 deploys the stack but is in neither swarm_managers nor swarm_workers"),
+    ({"edge": []}, "group swarm_edge is empty"),
+    ({"edge": ["n1", "x"]}, "hosts in swarm_edge that are not swarm nodes (swarm_managers / swarm_workers): x"),
+    ({"database": []}, "group swarm_database must hold exactly one host"),
+    ({"database": ["n1", "n2"], "workers": ["n2"]}, "group swarm_database must hold exactly one host (the node with the PostgreSQL volume), it holds 2: n1, n2"),
+    ({"database_external": True}, "database_external is true but group swarm_database lists n1"),
+])
+def test_each_broken_rule_names_its_group(change, message):
+    errors = swarm_rules.check_topology(**dict(ONE_NODE, **change))
+    assert len(errors) == 1 and errors[0].startswith(message), errors
+
+
+def test_group_names_follow_the_role_variables():
+    errors = swarm_rules.check_topology(**dict(ONE_NODE, edge=[], groups={"edge": "dmz"}))
+    assert errors == ["group dmz is empty: Traefik runs on the edge nodes, at least one is needed"]
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    (dict(orchestrator="compose", configured=True), 0),
+    (dict(orchestrator="swarm", configured=False), 0),
+    (dict(orchestrator="swarm", configured=True), 1),
+    # An external engine's daemon.json is not the role's: what the engine reports counts.
+    (dict(orchestrator="swarm", install_source="external", configured=True, running=False), 0),
+    (dict(orchestrator="swarm", install_source="external", configured=False, running=True), 1),
+    (dict(orchestrator="swarm", install_source="external", running=None), 0),
+])
+def test_live_restore_is_refused_on_a_swarm_node(kwargs, expected):
+    errors = swarm_rules.check_live_restore(**kwargs)
+    assert len(errors) == expected, errors
+    assert all("live-restore" in e for e in errors)
+
+
+def test_the_validate_action_knows_the_swarm_concerns():
+    assert validate.CONCERNS["swarm_topology"](**dict(ONE_NODE, edge=[]))[0] == [
+        "group swarm_edge is empty: Traefik runs on the edge nodes, at least one is needed"]
+    assert validate.CONCERNS["swarm_live_restore"](orchestrator="swarm", configured=True)[0]
