@@ -39,7 +39,7 @@ RESULTS = BENCH / "results"
 sys.path[:0] = [str(REPO / "images" / "messaging" / "src"), str(REPO / "collections")]
 
 # pylint: disable=wrong-import-position
-from ansible_collections.smartid.hermod.plugins.module_utils.messaging_core import (  # noqa: E402
+from ansible_collections.smartid.hermod.plugins.module_utils.messaging_keys import (  # noqa: E402
     api_key_header,
     derive_client_key,
 )
