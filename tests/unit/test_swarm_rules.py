@@ -67,3 +67,35 @@ def test_the_validate_action_knows_the_swarm_concerns():
     assert validate.CONCERNS["swarm_topology"](**dict(ONE_NODE, edge=[]))[0] == [
         "group swarm_edge is empty: Traefik runs on the edge nodes, at least one is needed"]
     assert validate.CONCERNS["swarm_live_restore"](orchestrator="swarm", configured=True)[0]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(tls_termination="service"), "messaging_tls_termination is 'service'"),
+    (dict(replicas=0), "messaging_replicas is '0'"),
+    (dict(replicas="many"), "messaging_replicas is 'many'"),
+    (dict(health_probe="outside"), "messaging_health_probe is 'outside'"),
+])
+def test_the_messaging_stack_refuses_what_a_swarm_cannot_run(kwargs, message):
+    assert swarm_rules.check_swarm_service(orchestrator="swarm") == []
+    assert swarm_rules.check_swarm_service(orchestrator="compose", **kwargs) == []
+    errors = swarm_rules.check_swarm_service(orchestrator="swarm", **kwargs)
+    assert len(errors) == 1 and errors[0].startswith(message), errors
+
+
+def test_the_staging_inventory_is_a_valid_swarm_layout():
+    """inventories/staging: three managers, two edge workers, an external database."""
+    import pathlib  # noqa: PLC0415
+
+    import yaml  # noqa: PLC0415
+    from ansible.inventory.manager import InventoryManager  # noqa: PLC0415
+    from ansible.parsing.dataloader import DataLoader  # noqa: PLC0415
+
+    staging = pathlib.Path(__file__).resolve().parents[2] / "inventories" / "staging"
+    settings = yaml.safe_load((staging / "group_vars" / "all" / "main.yml").read_text())
+    groups = InventoryManager(loader=DataLoader(), sources=[str(staging / "hosts.yml")]).get_groups_dict()
+    assert settings["smartid_orchestrator"] == "swarm" and settings["database_external"] is True
+    assert len(groups["swarm_managers"]) == 3 and groups["swarm_edge"]
+    for host in groups["smartid"]:
+        assert swarm_rules.check_topology(
+            orchestrator="swarm", host=host, managers=groups["swarm_managers"], workers=groups["swarm_workers"],
+            edge=groups["swarm_edge"], database=groups.get("swarm_database", []), database_external=True) == [], host

@@ -29,7 +29,7 @@ options:
         C(public_url), C(base_path), C(profile) (messaging_rules), C(cacerts) (messaging_certs),
         C(keystore) (messaging_keystore), C(smartid_home) (smartid_home_rules),
         C(docker_install), C(docker_versions) (docker_rules),
-        C(swarm_topology), C(swarm_live_restore) (swarm_rules), C(traefik_settings) (traefik_rules),
+        C(swarm_topology), C(swarm_live_restore), C(swarm_service) (swarm_rules), C(traefik_settings) (traefik_rules),
         C(traefik_certificate) (traefik_certs), C(database_password), C(database_connection),
         C(database_container), C(database_sql) (database_rules),
         C(database_baseline) (database_flyway), C(callback_standin) (callback_standin_rules).
@@ -153,6 +153,7 @@ CONCERNS = {
     "docker_versions": docker_rules.check_versions,
     "swarm_topology": _errors_only(swarm_rules.check_topology),
     "swarm_live_restore": _errors_only(swarm_rules.check_live_restore),
+    "swarm_service": _errors_only(swarm_rules.check_swarm_service),
     "traefik_settings": _errors_only(traefik_rules.check_settings),
     "traefik_certificate": _errors_only(traefik_certs.check_operator_certificate),
     "database_password": _errors_only(database_rules.check_password),

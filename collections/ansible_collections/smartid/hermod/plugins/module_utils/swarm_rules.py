@@ -84,3 +84,24 @@ def check_live_restore(orchestrator="compose", install_source="docker-ce", confi
                       "(docker_install_source: external, so the role does not manage daemon.json): "
                       "set \"live-restore\": false in its daemon.json and reload it first")
     return errors
+
+
+def check_swarm_service(orchestrator="compose", tls_termination="traefik", replicas=1, health_probe="container"):
+    """What the messaging stack supports on a swarm."""
+    if orchestrator != "swarm":
+        return []
+    errors = []
+    if tls_termination != "traefik":
+        errors.append("messaging_tls_termination is '%s': with smartid_orchestrator swarm, TLS ends in "
+                      "Traefik (the keystore as a swarm secret and TLS passthrough to the replicas are "
+                      "not supported yet)" % tls_termination)
+    try:
+        count = int(replicas)
+    except (TypeError, ValueError):
+        count = 0
+    if count < 1:
+        errors.append("messaging_replicas is '%s': use a whole number of at least 1" % replicas)
+    if health_probe != "container":
+        errors.append("messaging_health_probe is '%s': a swarm rolls updates and rolls back on the "
+                      "image's health check, so the profile must have one (container)" % health_probe)
+    return errors
