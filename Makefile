@@ -8,7 +8,7 @@ export VENV
 export PATH := $(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # Molecule scenarios run in this order; each one is a full create/converge/idempotence/verify/destroy.
-MOLECULE_SCENARIOS ?= default messaging upgrade restore nexus
+MOLECULE_SCENARIOS ?= default messaging upgrade restore nexus swarm
 # `make test-molecule SCENARIO=<name>` runs one of them.
 SCENARIO ?= $(MOLECULE_SCENARIOS)
 
