@@ -675,7 +675,7 @@ def test_validate_action_concerns_cover_the_keystore(tmp_path):
                              "service_mode", "smartid_home", "docker_install", "docker_versions", "traefik_settings",
                              "traefik_certificate", "database_password", "database_connection",
                              "database_container", "database_sql", "database_baseline",
-                             "callback_standin"}
+                             "callback_standin", "swarm_topology", "swarm_live_restore", "swarm_service"}
 
 
 # ------------------------------------------------------------ new clients
