@@ -136,6 +136,10 @@ def test_http_bounds_operator_listener_and_source_ranges():
                                 management={"server": {"port": 20401}}))
     assert (cfg.http_max_connections, cfg.http_head_timeout, cfg.http_body_timeout, cfg.http_idle_timeout) == \
         (100, 5.0, 30.0, 10.0)
+    assert config.from_tree(tree()).shutdown_drain_delay == 0.0
+    assert config.from_tree(tree(hermod={"shutdown": {"drain-delay": 8}})).shutdown_drain_delay == 8.0
+    with pytest.raises(config.ConfigError, match="drain-delay"):
+        config.from_tree(tree(hermod={"shutdown": {"drain-delay": -1}}))
     assert cfg.management_port == 20401 and cfg.management_address == "0.0.0.0"
     assert [str(n) for n in cfg.command_sources] == ["10.0.0.0/8", "::1/128"]
     assert [str(n) for n in cfg.util_sources] == ["127.0.0.1/32"]

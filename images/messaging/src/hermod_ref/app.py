@@ -27,6 +27,9 @@ class Service:
     pool: object = None
     commands: queries.Commands | None = None
     dispatcher: Dispatcher | None = None
+    # Set on SIGTERM while hermod.shutdown.drain-delay runs: readiness answers DOWN, requests
+    # are still served.
+    draining: bool = False
 
 
 def build_routers(service: Service) -> tuple[Router, Router | None]:
@@ -81,6 +84,14 @@ async def serve(cfg: Config, release: Release, client_ssl, server_ssl, node: str
     if ready:
         ready()
     await stop.wait()
+    if cfg.shutdown_drain_delay > 0:
+        # Behind a balancer that discovers replicas (Traefik's swarm provider polls, its health
+        # check probes readiness), a replica that stopped listening at once would refuse the
+        # requests still routed to it until the balancer notices; it reports DOWN and keeps
+        # serving for the delay instead, then stops as usual.
+        service.draining = True
+        log.info("draining for %ss before closing the listeners", cfg.shutdown_drain_delay)
+        await asyncio.sleep(cfg.shutdown_drain_delay)
     for listener in listeners:
         listener.close()
     if proxied is not None:

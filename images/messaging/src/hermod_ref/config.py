@@ -89,6 +89,8 @@ class Config:
     http_head_timeout: float = 20.0
     http_body_timeout: float = 60.0
     http_idle_timeout: float = 75.0
+    # Seconds between SIGTERM and closing the listeners, readiness DOWN meanwhile (0: close at once).
+    shutdown_drain_delay: float = 0.0
     # The operator endpoints (actuator, API docs, Swagger UI, generateclient) on a listener of
     # their own; None: on the main listener.
     management_port: int | None = None
@@ -405,6 +407,7 @@ def from_tree(tree) -> Config:
         http_head_timeout=r.number("hermod.http.head-timeout", 20, 0.1, 3600),
         http_body_timeout=r.number("hermod.http.body-timeout", 60, 0.1, 3600),
         http_idle_timeout=r.number("hermod.http.idle-timeout", 75, 0.1, 86400),
+        shutdown_drain_delay=r.number("hermod.shutdown.drain-delay", 0, 0, 600),
         command_sources=_networks(r, "hermod.source-ranges.command"),
         util_sources=_networks(r, "hermod.source-ranges.util"),
     )

@@ -61,6 +61,8 @@ def add_routes(router, service) -> None:
         return json_response({"status": "UP"})
 
     async def readiness(request):
+        if service.draining:
+            return json_response({"status": "DOWN", "components": {"shutdown": {"status": "DRAINING"}}}, status=503)
         try:
             async with asyncio.timeout(2):
                 await service.pool.fetchval("SELECT 1")
