@@ -98,7 +98,8 @@ def set_live_restore(value: bool) -> None:
     path = Path("/etc/docker/daemon.json")
     conf = json.loads(path.read_text())
     conf["live-restore"] = value
-    path.write_text(json.dumps(conf, indent=4) + "\n")
+    # As the docker role writes it (to_nice_json and a newline), so the role sees no change after.
+    path.write_text(json.dumps(conf, indent=4, sort_keys=True, separators=(",", ": "), ensure_ascii=False) + "\n")
     os.kill(int(Path("/var/run/docker.pid").read_text()), 1)
     for _ in range(50):
         if docker("info", "--format", "{{.LiveRestoreEnabled}}") == str(value).lower():
