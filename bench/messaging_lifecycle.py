@@ -46,7 +46,12 @@ ROOT = Path(__file__).resolve().parent.parent
 MSG = ROOT / "images" / "messaging"
 RESULTS = ROOT / "bench" / "results"
 REPORT = ROOT / "bench" / "messaging_lifecycle.md"
-sys.path[:0] = [str(MSG / "src"), str(MSG / "tests")]
+sys.path[:0] = [str(MSG / "src"), str(MSG / "tests"), str(ROOT / "collections")]
+
+# hermod_ref/rules.py is the collection's messaging_rules.py, copied in before the package loads.
+from ansible_collections.smartid.hermod.plugins.module_utils.images_build import images_sync_shared  # noqa: E402
+
+images_sync_shared(str(MSG))
 
 import orjson  # noqa: E402
 import psycopg  # noqa: E402
@@ -362,6 +367,28 @@ def write_home(home: Path, dsn: str, port: int, cb_port: int, workers: int, pool
     (home / "config" / "hermod-conf.yml").write_text(yaml.safe_dump(conf))
 
 
+# What a lifecycle costs the database: transactions and rows from pg_stat_database, WAL from the
+# write position (exact), storage from the tables' size with their indexes and TOAST. Backends publish their counters at most once a second and an idle one
+# within 10 s, so the second reading waits for that before it is taken.
+DB_WRITES_SQL = ("SELECT xact_commit, tup_inserted, tup_updated, tup_deleted,"
+                 " pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint,"
+                 " (SELECT sum(pg_total_relation_size(c.oid))::bigint FROM pg_class c"
+                 "  WHERE c.relkind = 'r' AND c.relnamespace = 'public'::regnamespace)"
+                 " FROM pg_stat_database WHERE datname = current_database()")
+DB_WRITES_KEYS = ("commits", "rows_inserted", "rows_updated", "rows_deleted", "wal_bytes", "table_bytes")
+STATS_FLUSH_SECONDS = 11
+
+
+def db_counters(dsn: str) -> dict[str, int]:
+    with psycopg.connect(dsn) as conn:
+        return dict(zip(DB_WRITES_KEYS, conn.execute(DB_WRITES_SQL).fetchone()))
+
+
+def db_writes_per_lifecycle(before: dict[str, int], after: dict[str, int], lifecycles: int) -> dict[str, float]:
+    """Per complete lifecycle; the readings' own transactions (two) are left in, a rounding error."""
+    return {k: round((after[k] - before[k]) / max(1, lifecycles), 2) for k in DB_WRITES_KEYS}
+
+
 def record_row(summary: dict, note: str) -> None:
     """Append one row to the table at the end of bench/messaging_lifecycle.md."""
     s = summary
@@ -456,6 +483,8 @@ def main(argv=None) -> int:
             "receiver": lambda: [rcv.pid],
             "postgres": lambda: tree(pg_pid) if pg_pid else [],
         })
+        time.sleep(STATS_FLUSH_SECONDS)
+        db_before = db_counters(dsn)
         load_start = loadavg()
         meter.start()
         t0 = time.time() + 0.2
@@ -473,6 +502,8 @@ def main(argv=None) -> int:
             time.sleep(0.02)
         cpu = meter.stop()
         load_end = loadavg()
+        time.sleep(STATS_FLUSH_SECONDS)
+        db_after = db_counters(dsn)
         dump = http_json(f"http://127.0.0.1:{cb_port}/dump")
         st = http_json(f"http://127.0.0.1:{cb_port}/stats")
         arrived = {dump["ids"][k]: t for k, t in dump["seen"].items()}
@@ -501,6 +532,7 @@ def main(argv=None) -> int:
             "accept_p99_ms": round(percentile(latencies, 99) * 1000, 2) if latencies else None,
             "cpu_seconds": cpu,
             "cpu_ms_per_lifecycle": {k: round(v * 1000 / max(1, done), 3) for k, v in cpu.items()},
+            "database_per_lifecycle": db_writes_per_lifecycle(db_before, db_after, len(sent)),
             "loadavg_start": load_start, "loadavg_end": load_end,
             "workers": args.workers, "pool_size": args.pool_size, "loadgens": args.loadgens,
             "concurrency": args.concurrency, "users": args.users, "fsync": args.fsync,
