@@ -537,6 +537,7 @@ class Fault:
     def __init__(self, kind: str, at: float, hold: float):
         import threading  # noqa: PLC0415
         self.kind, self.log = kind, []
+        self.claimed, self.killed_at = {}, None
         self.thread = threading.Thread(target=self.run, args=(at, hold), daemon=True)
         self.thread.start()
 
@@ -549,8 +550,19 @@ class Fault:
             # The service's own process (PID 1 of the container this stack deployed), killed as
             # a crash would: the restart policy starts a new one (`docker kill` would count as a
             # manual stop and leave it down).
+            host = docker("inspect", "-f", "{{.Config.Hostname}}", name)
             os.kill(pid, 9)
-            self.log.append(("killed", time.time(), pid))
+            killed = time.time()
+            self.log.append(("killed", killed, pid))
+            # What the dead processes held (node names are <hostname>-<pid>): callbacks claimed
+            # under a lease and not delivered. Asked at once: nobody else may claim them before
+            # their lease runs out, so the answer stays true until the takeover.
+            rows = docker("exec", "smartid-database", "psql", "-U", "hermod", "-d", "hermod", "-Atc",
+                          "SELECT command_id, extract(epoch FROM lease_until) FROM hermod_callback "
+                          f"WHERE state = 'pending' AND lease_owner LIKE '{host}-%'", check=False)
+            self.claimed = {line.split("|")[0]: float(line.split("|")[1]) for line in rows.splitlines() if "|" in line}
+            self.log.append(("claimed_by_dead", time.time(), len(self.claimed)))
+            self.killed_at = killed
         elif self.kind == "pgrestart":
             subprocess.run(["docker", "restart", "smartid-database"], check=True, capture_output=True)
             self.log.append(("restarted", time.time()))
@@ -574,9 +586,30 @@ def fault(args) -> int:
         holder["f"] = Fault(args.kind, start + args.fault_after, args.hold)
         return holder["f"]
 
-    doc = {**common_info(args), "kind": args.kind, "fault_after_s": args.fault_after, "hold_s": args.hold}
-    doc["result"] = run_load(args.paths[0], "open", args.rate, args.duration, args, during=during)
-    doc["fault_log"] = holder["f"].log
+    doc = {**common_info(args), "kind": args.kind, "fault_after_s": args.fault_after, "hold_s": args.hold,
+           "callback_delay_s": args.callback_delay, "rate": args.rate}
+    # A slow client endpoint keeps callbacks in flight, so a kill -9 finds some claimed.
+    control("/mode", {"delay": args.callback_delay})
+    try:
+        doc["result"] = run_load(args.paths[0], "open", args.rate, args.duration, args, during=during)
+    finally:
+        control("/mode", {"delay": 0})
+    f = holder["f"]
+    doc["fault_log"] = f.log
+    dump = control("/dump")
+    doc["result"]["abandoned_by_sender"] = dump.get("abandoned", 0)
+    if f.killed_at is not None:
+        arrivals = dump["arrivals"]
+        delays = {m: arrivals[m][0] - f.killed_at for m in f.claimed if m in arrivals}
+        doc["claimed_by_dead"] = {
+            "count": len(f.claimed), "delivered": len(delays),
+            "undelivered": sorted(set(f.claimed) - set(delays))[:20],
+            "kill_to_delivery_max_s": round(max(delays.values()), 2) if delays else None,
+            "kill_to_delivery_p50_s": round(sorted(delays.values())[len(delays) // 2], 2) if delays else None,
+            "lease_left_at_kill_max_s": round(max(f.claimed.values()) - f.killed_at, 2) if f.claimed else None,
+        }
+        print(f"claimed by the dead process: {doc['claimed_by_dead']}", flush=True)
+        doc["result"]["accounted"] = doc["result"]["accounted"] and len(delays) == len(f.claimed)
     save(f"fault-{args.kind}", doc)
     return 0 if doc["result"]["accounted"] else 1
 
@@ -643,6 +676,12 @@ def report(args) -> int:
                   " duplicate callbacks | longest answer-to-callback s |\n|---|---:|---:|---:|---:|---:|---:|")
             print(f"| {doc['kind']} | {r['lifecycles']} | {r['errors']} | {r['callbacks']} | {r['lost']} |"
                   f" {r['duplicate_ids']} | {r['answer_to_callback_max_s']} |")
+            if doc.get("claimed_by_dead"):
+                c = doc["claimed_by_dead"]
+                print(f"\nClaimed by the killed process: {c['count']}, delivered {c['delivered']}, kill to delivery"
+                      f" p50 {c['kill_to_delivery_p50_s']} s, max {c['kill_to_delivery_max_s']} s (lease left at"
+                      f" the kill: up to {c['lease_left_at_kill_max_s']} s); abandoned by the sender mid-request:"
+                      f" {r.get('abandoned_by_sender')}")
             continue
         print("| path | mode | offered/s | lifecycles | lifecycles/s | accept p50/p99/p99.9 ms |"
               " lifecycle p50/p99/p99.9 ms | lost | dup | errors |\n|---|---|---:|---:|---:|---|---|---:|---:|---:|")
@@ -688,6 +727,8 @@ def main() -> int:
             p.add_argument("--rate", type=float, default=200.0)
             p.add_argument("--fault-after", type=float, default=5.0)
             p.add_argument("--hold", type=float, default=60.0)
+            p.add_argument("--callback-delay", type=float, default=0.0,
+                           help="the receiver answers each callback after this many seconds (a slow IDM)")
     p = sub.add_parser("plot")
     p.add_argument("--results")
     p = sub.add_parser("report")

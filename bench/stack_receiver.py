@@ -43,8 +43,10 @@ class State:
         self.expected = b"Basic " + base64.b64encode(auth)
         self.arrivals: dict[str, list] = {}  # messageId -> [first arrival, status, count]
         self.keys: dict[str, int] = {}  # Idempotency-Key -> deliveries answered 2xx
-        self.stats = {"unauthorized": 0, "bad": 0, "refused_500": 0, "duplicate_keys": 0, "duplicate_ids": 0}
+        self.stats = {"unauthorized": 0, "bad": 0, "refused_500": 0, "duplicate_keys": 0, "duplicate_ids": 0,
+                      "abandoned": 0}
         self.fail_status = 0  # 0: accept; else answer this status
+        self.delay = 0.0  # seconds before a callback is answered (a slow client endpoint)
         self.down = False
         self.server = None
         self.transports: set = set()
@@ -62,7 +64,22 @@ def callback_protocol(state: State):
         def data_received(self, data):
             self.buf += data
             while (message := take(self.buf)) is not None:
-                self.transport.write(self.handle(*message))
+                if state.delay > 0:
+                    # Answers in order, each after the delay: the sender holds its lease meanwhile.
+                    prev = getattr(self, "pending", None)
+                    self.pending = asyncio.get_running_loop().create_task(self.later(prev, message))
+                else:
+                    self.transport.write(self.handle(*message))
+
+        async def later(self, prev, message):
+            if prev is not None:
+                await prev
+            await asyncio.sleep(state.delay)
+            if self.transport.is_closing():
+                # The sender went away before the answer (killed): not delivered, it will retry.
+                state.stats["abandoned"] += 1
+                return
+            self.transport.write(self.handle(*message))
 
         def handle(self, first, headers, body):
             if not hmac.compare_digest(headers.get(b"authorization", b""), state.expected):
@@ -113,6 +130,7 @@ def control_protocol(state: State, start_server):
                 elif path == b"/mode" and method == b"POST":
                     mode = json.loads(body)
                     state.fail_status = int(mode.get("status", 0))
+                    state.delay = float(mode.get("delay", 0))
                     asyncio.get_running_loop().create_task(set_down(state, bool(mode.get("down")), start_server))
                     out = reply(200, b"{}")
                 else:
