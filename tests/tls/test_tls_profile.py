@@ -121,12 +121,17 @@ def test_no_api_dashboard_ping_or_actuator_on_websecure(target, path):
     assert request(target.endpoint, path).status == 404
 
 
-def test_access_log_is_json_and_drops_credentials(target):
-    marker = uuid.uuid4().hex
+def test_access_log_is_json_keeps_errors_only_and_drops_credentials(target):
+    """The default filter logs 4xx/5xx (refusals, unknown references, failures), not successes;
+    a logged request never carries the credential headers."""
+    marker, ok_marker = uuid.uuid4().hex, uuid.uuid4().hex
     secret_key, secret_auth = f"key-{uuid.uuid4().hex}", f"Basic {uuid.uuid4().hex}"
-    resp = request(target.endpoint, f"{target.endpoint.base_path}/ms/{marker}",
-                   headers={"X-Api-Key": secret_key, "Authorization": secret_auth, "User-Agent": f"ua-{marker}"})
-    assert resp.status == 200
+    headers = {"X-Api-Key": secret_key, "Authorization": secret_auth, "User-Agent": f"ua-{marker}"}
+    # The success first: the writer keeps the order, so once the error's line is there the
+    # success's would be too.
+    assert request(target.endpoint, f"{target.endpoint.base_path}/ms/{ok_marker}", headers=headers).status == 200
+    resp = request(target.endpoint, f"{target.endpoint.base_path}/ms/missing-{marker}", headers=headers)
+    assert resp.status == 404
     logs = ""
     for _ in range(20):
         proc = docker("logs", target.container, check=False)
@@ -135,12 +140,13 @@ def test_access_log_is_json_and_drops_credentials(target):
             break
         time.sleep(0.5)
     lines = [json.loads(line) for line in logs.splitlines() if marker in line]
-    assert lines, "request not in the access log"
+    assert lines, "the 404 is not in the access log"
     entry = lines[-1]
-    assert entry["RequestPath"].endswith(marker)
+    assert entry["RequestPath"].endswith(marker) and entry["DownstreamStatus"] == 404
     assert entry["request_User-Agent"] == f"ua-{marker}"  # headers are logged in general ...
     assert "request_X-Api-Key" not in entry and "request_Authorization" not in entry  # ... but not these
     assert secret_key not in logs and secret_auth not in logs
+    assert ok_marker not in logs, "a successful request was logged (traefik_access_log_status_codes)"
 
 
 def test_aliased_header_names_do_not_reach_the_backend(target):

@@ -25,6 +25,8 @@ TRAEFIK_OK = dict(tls_termination="traefik", generated_key_type="ECC", hostname=
 
 def test_traefik_valid_settings_pass():
     assert traefik_rules.check_settings(**TRAEFIK_OK) == []
+    for codes in ([], ["400-599"], ["404", "500-503"]):
+        assert traefik_rules.check_settings(**dict(TRAEFIK_OK, access_log_status_codes=codes)) == []
 
 
 @pytest.mark.parametrize("change, message", [
@@ -40,6 +42,10 @@ def test_traefik_valid_settings_pass():
     ({"command_source_ranges": "10.0.0.0/8"}, "traefik_command_source_ranges must be a non-empty list of addresses or networks; invalid: 10.0.0.0/8"),
     ({"public_path_prefixes": []}, "traefik_public_path_prefixes and traefik_private_path_prefixes must be non-empty"),
     ({"private_path_prefixes": ["/a`b"]}, "traefik_public_path_prefixes and traefik_private_path_prefixes must be non-empty"),
+    ({"access_log_status_codes": ["400-599", "5xx", "600"]},
+     "traefik_access_log_status_codes must be a list of HTTP status codes or ranges such as \"400-599\"; invalid: 5xx, 600"),
+    ({"access_log_status_codes": ["599-400"]}, "traefik_access_log_status_codes must be a list of HTTP status codes or ranges"),
+    ({"access_log_status_codes": "400-599"}, "traefik_access_log_status_codes must be a list of HTTP status codes or ranges"),
 ])
 def test_traefik_each_broken_rule_names_its_variable(change, message):
     errors = traefik_rules.check_settings(**dict(TRAEFIK_OK, **change))

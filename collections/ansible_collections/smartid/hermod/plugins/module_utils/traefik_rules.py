@@ -19,7 +19,8 @@ def _port(value):
 
 def check_settings(tls_termination="traefik", generated_key_type="RSA", hostname="",
                    http_port=80, https_port=443, command_source_ranges=None,
-                   public_path_prefixes=None, private_path_prefixes=None, base_path=""):
+                   public_path_prefixes=None, private_path_prefixes=None, base_path="",
+                   access_log_status_codes=None):
     """Every broken settings rule of the traefik role, each naming its variable."""
     errors = []
     if tls_termination not in ("traefik", "service"):
@@ -50,4 +51,18 @@ def check_settings(tls_termination="traefik", generated_key_type="RSA", hostname
     if not routable:
         errors.append("traefik_public_path_prefixes and traefik_private_path_prefixes must be "
                       "non-empty lists of paths.")
+    bad_codes = [str(c) for c in (access_log_status_codes or []) if not _status_range(c)]
+    if not isinstance(access_log_status_codes, (list, type(None))) or bad_codes:
+        errors.append("traefik_access_log_status_codes must be a list of HTTP status codes or ranges "
+                      "such as \"400-599\"; invalid: %s"
+                      % ", ".join(bad_codes if isinstance(access_log_status_codes, (list, type(None)))
+                                  else [str(access_log_status_codes)]))
     return errors
+
+
+def _status_range(value):
+    """'404' or '400-599': Traefik's access log filter refuses to start on anything else."""
+    parts = str(value).split("-")
+    if len(parts) > 2 or not all(p.isdigit() and len(p) == 3 and 100 <= int(p) <= 599 for p in parts):
+        return False
+    return len(parts) == 1 or int(parts[0]) <= int(parts[1])
