@@ -109,8 +109,9 @@ def setup(_args) -> int:
         os.chmod(WORK / name, 0o644)  # read by the receiver's container user
     clients = [{"client_id": c, "group": "smartid", "callback_url": f"https://{h}:8443/messaging",
                 "callback_basic_auth": auth} for c, h in CALLBACK_HOSTS.items()]
-    (WORK / "vars.yml").write_text(json.dumps({"messaging_clients": clients,
-                                               "messaging_cacerts_dir": str(WORK / "cacerts")}, indent=1))
+    (WORK / "vars.yml").write_text("---\n" + json.dumps({"messaging_clients": clients,
+                                                         "messaging_cacerts_dir": str(WORK / "cacerts")}, indent=1)
+                                   + "\n")
     print("deploy with:\n  flock /tmp/lock.deploy ansible-playbook playbooks/site.yml -e @bench/.stack/vars.yml")
     return 0
 
@@ -660,8 +661,34 @@ def plot(args) -> int:
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "stack_cpu.png", dpi=90)
+    if args.variants:
+        plot_variants([Path(v) for v in args.variants], out / "stack_hop.png")
     print(f"plots in {out.relative_to(REPO)} from {source.name}")
     return 0
+
+
+def plot_variants(files, target) -> None:
+    """CPU per lifecycle by component on the Traefik path, one bar per run (its note), with the
+    through-Traefik / direct ratio of that run."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    docs = [json.loads(f.read_text()) for f in files]
+    comps = ["smartid-traefik", "dockerd", "docker-proxy", "smartid-messaging-messaging-1", "smartid-database",
+             "load generator", RECEIVER]
+    fig, ax = plt.subplots(figsize=(10, 0.5 + 0.55 * len(docs)))
+    for i, doc in enumerate(docs):
+        row = next(r for r in doc["closed"] if r["path"] == "traefik")
+        left = 0.0
+        for k, comp in enumerate(comps):
+            val = row["cpu_ms_per_lifecycle"].get(comp) or 0
+            ax.barh(i, val, left=left, color=plt.cm.tab10(k), label=comp if i == 0 else None)
+            left += val
+        ax.text(left + 0.03, i, f"{row['lifecycles_per_s']:.0f}/s, ratio {doc.get('ratio')}", va="center", fontsize=7)
+    ax.set_yticks(range(len(docs)), [d.get("note", "")[:48] for d in docs], fontsize=7)
+    ax.set_xlabel("CPU ms per lifecycle through Traefik (closed loop), by component")
+    ax.legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(target, dpi=90)
 
 
 def report(args) -> int:
@@ -731,6 +758,7 @@ def main() -> int:
                            help="the receiver answers each callback after this many seconds (a slow IDM)")
     p = sub.add_parser("plot")
     p.add_argument("--results")
+    p.add_argument("--variants", nargs="*", help="bench results, one bar each in stack_hop.png")
     p = sub.add_parser("report")
     p.add_argument("files", nargs="+")
     args = parser.parse_args()
