@@ -17,6 +17,7 @@ import pytest
 # The callback receiver is shared with the other scenarios' tests.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared"))
 from callback_receiver import callback_receiver_running, callback_receiver_wait_for_callback  # noqa: E402
+from engine_health import settled_health  # noqa: E402
 
 EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
 HOME = "/opt/smartid-upgrade"
@@ -76,8 +77,9 @@ def test_commands_accepted_at_1_0_0_survive(data):
 def test_messaging_container_runs_the_1_1_0_image_and_is_healthy():
     info = messaging_container()
     assert "HERMOD_RELEASE=1.1.0" in info["Config"]["Env"]
-    assert info["State"]["Health"]["Status"] == "healthy"
-    assert docker("inspect", "--format", "{{.State.Health.Status}}", DATABASE).stdout.strip() == "healthy"
+    assert settled_health(lambda: messaging_container()["State"]["Health"]["Status"]) == "healthy"
+    assert settled_health(lambda: docker("inspect", "--format", "{{.State.Health.Status}}",
+                                         DATABASE).stdout.strip()) == "healthy"
 
 
 def test_service_reports_release_1_1_0():
