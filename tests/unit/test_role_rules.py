@@ -27,6 +27,9 @@ def test_traefik_valid_settings_pass():
     assert traefik_rules.check_settings(**TRAEFIK_OK) == []
     for codes in ([], ["400-599"], ["404", "500-503"]):
         assert traefik_rules.check_settings(**dict(TRAEFIK_OK, access_log_status_codes=codes)) == []
+    for duration in ("3s", "500ms", "1m30s", "1.5s", "250us", "2h"):
+        durations = {"traefik_backend_dial_timeout": duration}
+        assert traefik_rules.check_settings(**dict(TRAEFIK_OK, backend_durations=durations)) == []
 
 
 @pytest.mark.parametrize("change, message", [
@@ -46,6 +49,12 @@ def test_traefik_valid_settings_pass():
      "traefik_access_log_status_codes must be a list of HTTP status codes or ranges such as \"400-599\"; invalid: 5xx, 600"),
     ({"access_log_status_codes": ["599-400"]}, "traefik_access_log_status_codes must be a list of HTTP status codes or ranges"),
     ({"access_log_status_codes": "400-599"}, "traefik_access_log_status_codes must be a list of HTTP status codes or ranges"),
+    ({"backend_durations": {"traefik_backend_dial_timeout": "3"}},
+     "traefik_backend_dial_timeout is '3': use a positive Go duration such as 3s, 500ms or 1m30s."),
+    ({"backend_durations": {"traefik_backend_dial_timeout": "0s"}}, "traefik_backend_dial_timeout is '0s'"),
+    ({"backend_durations": {"traefik_backend_health_timeout": "3 s"}}, "traefik_backend_health_timeout is '3 s'"),
+    ({"backend_durations": {"traefik_backend_health_interval": "-5s"}}, "traefik_backend_health_interval is '-5s'"),
+    ({"backend_durations": {"traefik_backend_health_interval": ""}}, "traefik_backend_health_interval is ''"),
 ])
 def test_traefik_each_broken_rule_names_its_variable(change, message):
     errors = traefik_rules.check_settings(**dict(TRAEFIK_OK, **change))

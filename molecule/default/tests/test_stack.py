@@ -111,6 +111,16 @@ def test_https_with_hsts_and_http_redirect():
     assert redirect.getheader("Location").startswith("https://localhost")
 
 
+def test_traefik_bounds_the_dial_to_the_backend():
+    # The lifecycle tests through Traefik show it accepted this file: a value it cannot parse
+    # drops the whole file, and with it the messaging routes.
+    import yaml
+    dynamic = yaml.safe_load(open(COMPOSE + "/traefik/config/dynamic/http.yml", encoding="utf-8"))
+    transport = dynamic["http"]["serversTransports"]["messaging"]
+    assert transport["forwardingTimeouts"] == {"dialTimeout": "3s"}, transport
+    assert transport["maxIdleConnsPerHost"] == 200, transport
+
+
 def test_command_without_key_is_refused():
     status, _, _ = request("POST", PUBLIC + "/command/ping", {"pingCommand": {"nonce": "n" * 16, "userid": "u"}})
     assert status == 401

@@ -7,6 +7,8 @@ certificate files are a concern of their own (traefik_certs.py).
 
 from __future__ import annotations
 
+import re
+
 from ansible_collections.smartid.hermod.plugins.module_utils import traefik_tls
 
 
@@ -20,7 +22,7 @@ def _port(value):
 def check_settings(tls_termination="traefik", generated_key_type="RSA", hostname="",
                    http_port=80, https_port=443, command_source_ranges=None,
                    public_path_prefixes=None, private_path_prefixes=None, base_path="",
-                   access_log_status_codes=None):
+                   access_log_status_codes=None, backend_durations=None):
     """Every broken settings rule of the traefik role, each naming its variable."""
     errors = []
     if tls_termination not in ("traefik", "service"):
@@ -57,7 +59,22 @@ def check_settings(tls_termination="traefik", generated_key_type="RSA", hostname
                       "such as \"400-599\"; invalid: %s"
                       % ", ".join(bad_codes if isinstance(access_log_status_codes, (list, type(None)))
                                   else [str(access_log_status_codes)]))
+    for name, value in sorted((backend_durations or {}).items()):
+        if not _positive_duration(value):
+            errors.append("%s is '%s': use a positive Go duration such as 3s, 500ms or 1m30s."
+                          % (name, value))
     return errors
+
+
+_DURATION = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|\u00b5s|ms|s|m|h)")
+
+
+def _positive_duration(value):
+    """Traefik reads its timeouts as Go durations; a bare number or a typo stops the provider."""
+    text = str(value)
+    if not text or _DURATION.sub("", text) != "":
+        return False
+    return any(ch in "123456789" for ch in text)
 
 
 def _status_range(value):
