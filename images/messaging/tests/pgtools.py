@@ -67,9 +67,17 @@ class Cluster:
                 f"-c max_connections=300 -c shared_buffers=128MB -c fsync={'on' if self.fsync else 'off'} "
                 f"-c synchronous_commit={'on' if self.fsync else 'off'} "
                 f"-c full_page_writes={'on' if self.fsync else 'off'}")
-        self._run(f"{self.bin}/pg_ctl", "-D", self.data, "-l", os.path.join(self.tmp, "log"), "-o", opts,
-                  "-w", "-t", "60", "start")
+        self._opts = opts
+        self.resume()
         return self
+
+    def halt(self) -> None:
+        """Shut the server down (fast: every session is terminated), keeping its data."""
+        self._run(f"{self.bin}/pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        self._run(f"{self.bin}/pg_ctl", "-D", self.data, "-l", os.path.join(self.tmp, "log"), "-o", self._opts,
+                  "-w", "-t", "60", "start")
 
     def dsn(self, db: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{db}"

@@ -16,6 +16,7 @@ from .http.routing import Router
 from .http.server import HttpProtocol, HttpServer
 from .release import Release
 from .store import db, queries
+from .store.availability import database_unavailable
 
 log = logging.getLogger("hermod")
 
@@ -49,7 +50,7 @@ def build_routers(service: Service) -> tuple[Router, Router | None]:
 def http_server(cfg: Config, router: Router) -> HttpServer:
     return HttpServer(router, cfg.max_body_size, idle_timeout=cfg.http_idle_timeout,
                       head_timeout=cfg.http_head_timeout, body_timeout=cfg.http_body_timeout,
-                      max_connections=cfg.http_max_connections)
+                      max_connections=cfg.http_max_connections, unavailable=database_unavailable)
 
 
 async def serve(cfg: Config, release: Release, client_ssl, server_ssl, node: str, ready=None) -> None:

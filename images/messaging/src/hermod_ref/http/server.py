@@ -68,8 +68,13 @@ class HttpServer:
     """The connections of one listening socket of a worker, their sweep and their shutdown."""
 
     def __init__(self, router, max_body: int, *, idle_timeout: float = 75.0, head_timeout: float = 20.0,
-                 body_timeout: float = 60.0, max_connections: int = 4096):
+                 body_timeout: float = 60.0, max_connections: int = 4096,
+                 unavailable=None):
         self.router = router
+        # Classifies a handler's exception as a dependency being away (503 + Retry-After)
+        # rather than a fault of the service (500).
+        self.unavailable = unavailable or (lambda exc: False)
+        self._away_logged_at = 0.0
         self.max_body = max_body
         self.idle_timeout = idle_timeout
         self.head_timeout = head_timeout
@@ -91,7 +96,14 @@ class HttpServer:
             return await handler(request)
         except HttpError as exc:
             return error(request, exc.status, exc.message, exc.headers)
-        except Exception:
+        except Exception as exc:
+            if self.unavailable(exc):
+                # One line a second at most: an outage would otherwise log every request.
+                now = time.monotonic()
+                if now - self._away_logged_at >= 1.0:
+                    self._away_logged_at = now
+                    log.warning("Answering 503: a dependency is unavailable (%s)", type(exc).__name__)
+                return error(request, 503, "service temporarily unavailable", {"Retry-After": "1"})
             log.exception("Unhandled error on %s %s", request.method, request.path)
             return error(request, 500, "internal error")
 
