@@ -118,7 +118,12 @@ def engine_back() -> None:
             if not stack_containers():
                 break
             time.sleep(1)
-        docker("swarm", "leave", "--force", check=False)
+        # A leave can time out in the engine while it detaches the last overlay endpoints.
+        for _ in range(5):
+            docker("swarm", "leave", "--force", check=False)
+            if docker("info", "--format", "{{.Swarm.LocalNodeState}}") == "inactive":
+                break
+            time.sleep(5)
     docker("volume", "rm", "-f", PREFIX + "database-data", check=False)
     # The rolling update's extra tags (the image itself stays: it is the deployed one's).
     for tag in docker("images", "--format", "{{.Repository}}:{{.Tag}}", check=False).splitlines():
@@ -268,8 +273,8 @@ def run_all(args) -> int:
                                  "accepted_per_replica": {k: after[k] - before.get(k, 0) for k in after}})
             save()
         scale(3)
-        for kind, duration in (("kill9", args.fault_duration), ("pgrestart", args.fault_duration),
-                               ("rolling", args.rolling_duration)):
+        for kind in args.faults:
+            duration = args.rolling_duration if kind == "rolling" else args.fault_duration
             doc["faults"].append(run_fault(kind, args.rate, duration, args.fault_after, args))
             save()
     finally:
@@ -312,6 +317,8 @@ def main() -> int:
     p.add_argument("--fault-duration", type=float, default=40.0)
     p.add_argument("--rolling-duration", type=float, default=150.0)
     p.add_argument("--fault-after", type=float, default=5.0)
+    p.add_argument("--faults", nargs="*", choices=["kill9", "pgrestart", "rolling"],
+                   default=["kill9", "pgrestart", "rolling"])
     p.add_argument("--loadgens", type=int, default=2)
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--users", type=int, default=8)
