@@ -230,8 +230,23 @@ def run_fault(kind: str, rate: float, duration: float, after: float, args) -> di
         holder["f"] = Fault(kind, start + after)
         return holder["f"]
 
+    since = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     result = sl.run_load("traefik", "open", rate, duration, args, during=during)
-    return {"kind": kind, "rate": rate, "fault_after_s": after, "result": result, "fault_log": holder["f"].log}
+    return {"kind": kind, "rate": rate, "fault_after_s": after, "result": result, "fault_log": holder["f"].log,
+            "service_errors": service_errors(since)}
+
+
+def service_errors(since: str) -> list[str]:
+    """The replicas' unhandled errors during a fault (first traceback lines), to tell what a 500 was."""
+    lines = subprocess.run(["docker", "service", "logs", "--raw", "--since", since, PREFIX + "messaging_messaging"],
+                           capture_output=True, text=True, check=False)
+    lines = (lines.stdout + lines.stderr).splitlines()
+    found = []
+    for i, line in enumerate(lines):
+        if "Unhandled error" in line:
+            raised = [x for x in lines[i + 1:i + 60] if x.strip() and not x.startswith((" ", "Traceback"))]
+            found.append(line.strip() + " | " + (raised[0].strip() if raised else ""))
+    return found[:20]
 
 
 def served_per_replica() -> dict[str, float]:

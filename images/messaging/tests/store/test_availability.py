@@ -25,6 +25,7 @@ from hermod_ref.store.availability import database_unavailable
     asyncpg.AdminShutdownError("terminating connection due to administrator command"),
     asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
     asyncpg.InterfaceError("connection is closed"),
+    asyncpg.exceptions._base.InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
 ])
 def test_outages_are_unavailable(exc):
     assert database_unavailable(exc)

@@ -102,7 +102,7 @@ class HttpServer:
                 now = time.monotonic()
                 if now - self._away_logged_at >= 1.0:
                     self._away_logged_at = now
-                    log.warning("Answering 503: a dependency is unavailable (%s)", type(exc).__name__)
+                    log.warning("Answering 503: a dependency is unavailable (%s: %s)", type(exc).__name__, exc)
                 return error(request, 503, "service temporarily unavailable", {"Retry-After": "1"})
             log.exception("Unhandled error on %s %s", request.method, request.path)
             return error(request, 500, "internal error")

@@ -1,8 +1,9 @@
 """Which failures mean "the database is away", not "this request is wrong".
 
 A request that fails because PostgreSQL is restarting, unreachable or shutting down is answered
-503 with Retry-After: the command was not stored, and the same request succeeds once the
-database is back. Every other failure stays a 500 (a bug to look at)."""
+503 with Retry-After: the same request succeeds once the database is back. In nearly every case
+the command was not stored; only a connection lost during the commit itself leaves the outcome
+unknown (as with any 5xx). Every other failure stays a 500 (a bug to look at)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ _AWAY = (
     asyncpg.CrashShutdownError,                # 57P02
     asyncpg.ConnectionDoesNotExistError,       # the connection went away mid-query
     asyncpg.InterfaceError,                    # "connection is closed", pool closing
+    # How asyncpg reports a connection that died in the middle of an operation: its protocol is
+    # left mid-operation ("cannot switch to state 12; another operation (2) is in progress").
+    # Seen on every PostgreSQL restart under load.
+    asyncpg.exceptions._base.InternalClientError,
 )
 
 
