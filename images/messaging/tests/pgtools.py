@@ -47,8 +47,10 @@ def _pg_bin() -> str:
 class Cluster:
     """initdb + pg_ctl in a temp dir on a free loopback port, run as user postgres when root."""
 
-    def __init__(self, fsync: bool = False):
+    def __init__(self, fsync: bool = False, extra_opts: str = ""):
         self.bin = _pg_bin()
+        # More server settings (-c name=value ...), e.g. ssl=on with a test certificate.
+        self.extra_opts = extra_opts
         self.port = free_port()
         self.tmp = tempfile.mkdtemp(prefix="hermod-pg-")
         self.data = os.path.join(self.tmp, "data")
@@ -66,7 +68,7 @@ class Cluster:
         opts = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.tmp} "
                 f"-c max_connections=300 -c shared_buffers=128MB -c fsync={'on' if self.fsync else 'off'} "
                 f"-c synchronous_commit={'on' if self.fsync else 'off'} "
-                f"-c full_page_writes={'on' if self.fsync else 'off'}")
+                f"-c full_page_writes={'on' if self.fsync else 'off'} {self.extra_opts}")
         self._opts = opts
         self.resume()
         return self

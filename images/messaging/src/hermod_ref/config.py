@@ -12,8 +12,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import ssl
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 
@@ -54,6 +55,9 @@ class Database:
     user: str
     password: str = field(repr=False)
     pool_size: int = 10
+    # TLS to the server, from the JDBC URL's sslmode and sslrootcert (pgjdbc's parameters).
+    sslmode: str = "disable"
+    sslrootcert: str = ""
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,10 @@ class Config:
 
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
-_JDBC = re.compile(r"jdbc:postgresql://(?P<host>[^/:?]+)(?::(?P<port>\d+))?/(?P<db>[^/?]+)(?:\?.*)?")
+_JDBC = re.compile(r"jdbc:postgresql://(?P<host>[^/:?]+)(?::(?P<port>\d+))?/(?P<db>[^/?]+)(?:\?(?P<query>.*))?")
+# pgjdbc's sslmode values the service implements; allow and prefer (TLS only if the server
+# offers it, silently plain otherwise) are refused: a downgrade must not pass unnoticed.
+SSLMODES = ("disable", "require", "verify-ca", "verify-full")
 _BASE_PATH = re.compile(r"(/[A-Za-z0-9._~-]+)*")
 
 
@@ -335,18 +342,51 @@ def _networks(reader: _Reader, dotted: str) -> tuple:
     return tuple(ranges)
 
 
+def _jdbc_tls(query: str) -> tuple[str, str]:
+    """sslmode and sslrootcert from the JDBC URL's parameters, as pgjdbc reads them: `ssl=true`
+    without sslmode means verify-full; other parameters are the driver's business."""
+    key = "spring.datasource.url"
+    params = {}
+    for name, value in parse_qsl(query or "", keep_blank_values=True):
+        if name in params:
+            raise ConfigError(f"{key}: parameter {name} given twice")
+        params[name] = value
+    mode = params.get("sslmode")
+    if mode is None:
+        ssl_flag = params.get("ssl", "false").lower()
+        if ssl_flag not in ("true", "false"):
+            raise ConfigError(f"{key}: ssl must be true or false")
+        mode = "verify-full" if ssl_flag == "true" else "disable"
+    if mode not in SSLMODES:
+        raise ConfigError(f"{key}: sslmode must be one of {', '.join(SSLMODES)} (is {mode!r})")
+    rootcert = params.get("sslrootcert", "")
+    if mode in ("verify-ca", "verify-full"):
+        if not rootcert:
+            raise ConfigError(f"{key}: sslmode={mode} needs sslrootcert=<CA file (PEM) in the container>")
+        try:
+            ssl.create_default_context(cafile=rootcert)
+        except FileNotFoundError:
+            raise ConfigError(f"{key}: sslrootcert {rootcert} not found") from None
+        except (PermissionError, IsADirectoryError):
+            raise ConfigError(f"{key}: sslrootcert {rootcert} is not a readable file") from None
+        except ssl.SSLError:
+            raise ConfigError(f"{key}: sslrootcert {rootcert} holds no PEM CA certificate") from None
+    return mode, rootcert
+
+
 def _database(reader: _Reader) -> Database:
     url = reader.string("spring.datasource.url", required=True)
     m = _JDBC.fullmatch(url)
     if not m:
-        raise ConfigError("spring.datasource.url: must be jdbc:postgresql://<host>[:<port>]/<database>")
+        raise ConfigError("spring.datasource.url: must be jdbc:postgresql://<host>[:<port>]/<database>[?sslmode=...]")
     port = int(m["port"] or 5432)
     if not 1 <= port <= 65535:
         raise ConfigError("spring.datasource.url: port must be between 1 and 65535")
+    sslmode, sslrootcert = _jdbc_tls(m["query"])
     user = reader.string("spring.datasource.username", required=True)
     password = reader.string("spring.datasource.password", default="")
     pool = reader.integer("hermod.database.pool-size", 10, 1, 200)
-    return Database(m["host"], port, m["db"], user, password, pool)
+    return Database(m["host"], port, m["db"], user, password, pool, sslmode, sslrootcert)
 
 
 def _ssl(reader: _Reader) -> Ssl:

@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 
 from . import banner, config, logsetup, metrics, release as releases
@@ -39,6 +40,19 @@ async def _check_schema(cfg, rel, wait):
         return await schema.check(conn, rel.schema_version)
     finally:
         await conn.close()
+
+
+def _database_error(exc: BaseException) -> str:
+    """The reason a database connection failed, for the log. Only the exception's type, except
+    for a failed TLS verification, whose reason (unknown CA, host name mismatch) is what the
+    operator must fix and carries no secret."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS verification of the server failed: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS failed: {exc.reason or type(exc).__name__}"
+    if isinstance(exc, ConnectionError) and "rejected SSL upgrade" in str(exc):
+        return "the server does not offer TLS (sslmode requires it)"
+    return type(exc).__name__
 
 
 def _run_worker(cfg, rel, trust, server_ssl, index: int) -> None:
@@ -92,9 +106,9 @@ def main(argv=None) -> int:
     except schema.SchemaError as exc:
         log.error("%s", exc)
         return 3
-    except Exception as exc:  # unreachable, bad credentials, ...
-        log.error("Cannot use database %s:%s/%s: %s", cfg.database.host, cfg.database.port,
-                  cfg.database.name, type(exc).__name__)
+    except Exception as exc:  # unreachable, bad credentials, TLS refused, ...
+        log.error("Cannot use database %s:%s/%s (sslmode %s): %s", cfg.database.host, cfg.database.port,
+                  cfg.database.name, cfg.database.sslmode, _database_error(exc))
         return 3
     # Per-worker metrics, summed at scrape time through a shared memory map (metrics.py).
     metrics.init_shared(cfg.workers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 
 import asyncpg
@@ -13,8 +14,30 @@ from ..config import Database
 log = logging.getLogger("hermod.db")
 
 
+def ssl_context(db: Database) -> ssl.SSLContext | bool:
+    """What asyncpg gets as `ssl` for the JDBC URL's sslmode (pgjdbc's meanings):
+    verify-full: the server's chain must lead to the sslrootcert CA and its certificate must
+    name the host of the URL; verify-ca: the chain only; require: encrypted, the server not
+    verified; disable: no TLS (False, so asyncpg does not try TLS on its own)."""
+    if db.sslmode == "disable":
+        return False
+    if db.sslmode == "require":
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    if db.sslmode not in ("verify-ca", "verify-full"):
+        raise ValueError(f"unknown sslmode {db.sslmode!r}")
+    # Only the given CA: no system store, as a managed database's CA is the provider's own.
+    ctx = ssl.create_default_context(cafile=db.sslrootcert)
+    ctx.check_hostname = db.sslmode == "verify-full"
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
 def connect_kwargs(db: Database) -> dict:
-    return dict(host=db.host, port=db.port, database=db.name, user=db.user, password=db.password or None)
+    return dict(host=db.host, port=db.port, database=db.name, user=db.user, password=db.password or None,
+                ssl=ssl_context(db))
 
 
 async def connect_with_retry(db: Database, deadline_s: float):
@@ -24,6 +47,8 @@ async def connect_with_retry(db: Database, deadline_s: float):
     while True:
         try:
             return await asyncpg.connect(timeout=5, **connect_kwargs(db))
+        except ssl.SSLError:
+            raise  # a refused certificate does not get better by waiting
         except (OSError, asyncpg.CannotConnectNowError, asyncio.TimeoutError) as exc:
             if time.monotonic() + delay > end:
                 raise
