@@ -65,7 +65,9 @@ class PostgresCluster:
     password = "dbtest-S3cret-pw"
     database = "dbtest"
 
-    def __init__(self):
+    def __init__(self, extra_opts=""):
+        # More server settings (-c name=value ...), e.g. ssl=on with a test certificate.
+        self.extra_opts = extra_opts
         self.workdir = Path(tempfile.mkdtemp(prefix="dbtest-pg-"))
         self.datadir = self.workdir / "data"
         self.port = _free_port()
@@ -93,8 +95,8 @@ class PostgresCluster:
             pwfile.unlink()
         self._as_postgres(
             PG_BIN / "pg_ctl", "-D", self.datadir, "-w", "-l", self.workdir / "log",
-            "-o", "-c listen_addresses=127.0.0.1 -c port=%d -c unix_socket_directories=%s"
-            % (self.port, self.workdir), "start",
+            "-o", "-c listen_addresses=127.0.0.1 -c port=%d -c unix_socket_directories=%s %s"
+            % (self.port, self.workdir, self.extra_opts), "start",
         )
         self.psql("CREATE DATABASE %s" % self.database, database="postgres")
         return self

@@ -48,6 +48,18 @@ options:
   client_bin_dir:
     description: Directory of the client tools for C(local) (default from PATH).
     type: path
+  ssl_mode:
+    description:
+      - TLS to the server (libpq's C(PGSSLMODE)); unset leaves it to libpq's default.
+      - C(verify-full) checks the server's chain against I(ssl_root_cert) and its host name against
+        I(login_host); C(verify-ca) the chain only; C(require) encrypts without verifying.
+    type: str
+    choices: [disable, require, verify-ca, verify-full]
+  ssl_root_cert:
+    description:
+      - CA file (PEM) on the host the client runs on, for C(verify-ca) and C(verify-full) (libpq's C(PGSSLROOTCERT)).
+      - With C(docker_run) it is bind-mounted read-only into the throwaway container.
+    type: path
 notes:
   - >-
     The modules of the action group C(smartid.hermod.database) share these options; set them once

@@ -7,6 +7,10 @@
 
 The password never appears on a command line: it is put into the environment of the docker
 CLI (or of the local client) as PGPASSWORD and forwarded by name only (``-e PGPASSWORD``).
+
+TLS (an external server): ``ssl_mode`` and ``ssl_root_cert`` become libpq's PGSSLMODE and
+PGSSLROOTCERT, forwarded by name the same way. For ``docker_run`` the CA file on the host is
+bind-mounted read-only into the throwaway container at SSL_ROOT_CERT_IN_CONTAINER.
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ import os
 import subprocess
 
 CONNECTIONS = ("docker_exec", "docker_run", "local")
+# libpq's modes the bundle uses; prefer and allow (plain text when the server offers no TLS)
+# are left out on purpose.
+SSL_MODES = ("disable", "require", "verify-ca", "verify-full")
+SSL_ROOT_CERT_IN_CONTAINER = "/etc/ssl/smartid/database-ca.pem"
 
 
 class ClientError(RuntimeError):
@@ -41,6 +49,8 @@ class DatabaseClient(object):
         docker_bin="docker",
         client_bin_dir=None,
         timeout=None,
+        ssl_mode=None,
+        ssl_root_cert=None,
     ):
         if connection not in CONNECTIONS:
             raise ValueError("connection must be one of %s, not %r" % (", ".join(CONNECTIONS), connection))
@@ -48,6 +58,10 @@ class DatabaseClient(object):
             raise ValueError("connection docker_exec needs the container name")
         if connection == "docker_run" and not image:
             raise ValueError("connection docker_run needs the image")
+        if ssl_mode and ssl_mode not in SSL_MODES:
+            raise ValueError("ssl_mode must be one of %s, not %r" % (", ".join(SSL_MODES), ssl_mode))
+        if ssl_mode in ("verify-ca", "verify-full") and not ssl_root_cert:
+            raise ValueError("ssl_mode %s needs ssl_root_cert (the CA file, PEM)" % ssl_mode)
         self.connection = connection
         self.database = database
         self.user = user
@@ -62,6 +76,8 @@ class DatabaseClient(object):
         self.docker_bin = docker_bin
         self.client_bin_dir = client_bin_dir
         self.timeout = timeout
+        self.ssl_mode = ssl_mode or None
+        self.ssl_root_cert = ssl_root_cert or None
 
     def _tool(self, tool):
         if self.connection == "local" and self.client_bin_dir:
@@ -82,18 +98,35 @@ class DatabaseClient(object):
             tail = tail + [self.database]
         command = [self._tool(tool)] + conn + tail
         env_names = ["-e", "PGPASSWORD", "-e", "PGCONNECT_TIMEOUT", "-e", "PGAPPNAME"]
+        if self.ssl_mode:
+            env_names += ["-e", "PGSSLMODE"]
+        if self.ssl_root_cert:
+            env_names += ["-e", "PGSSLROOTCERT"]
         if self.connection == "docker_exec":
             return [self.docker_bin, "exec", "-i"] + env_names + [self.container] + command
         if self.connection == "docker_run":
             net = ["--network", self.network] if self.network else []
-            return [self.docker_bin, "run", "--rm", "-i"] + net + env_names + [self.image] + command
+            mount = []
+            if self.ssl_root_cert:
+                # --mount, not -v: a host path with a colon or comma is refused, not misread.
+                mount = ["--mount", "type=bind,source=%s,target=%s,readonly"
+                         % (self.ssl_root_cert, SSL_ROOT_CERT_IN_CONTAINER)]
+            return [self.docker_bin, "run", "--rm", "-i"] + net + mount + env_names + [self.image] + command
         return command
 
     def env(self):
         env = dict(os.environ)
-        env.pop("PGPASSWORD", None)
+        # Only what this client was given: a PGSSLMODE left in the caller's environment must
+        # not weaken (or change) the connection.
+        for name in ("PGPASSWORD", "PGSSLMODE", "PGSSLROOTCERT"):
+            env.pop(name, None)
         if self.password:
             env["PGPASSWORD"] = self.password
+        if self.ssl_mode:
+            env["PGSSLMODE"] = self.ssl_mode
+        if self.ssl_root_cert:
+            env["PGSSLROOTCERT"] = (SSL_ROOT_CERT_IN_CONTAINER if self.connection == "docker_run"
+                                    else self.ssl_root_cert)
         env["PGCONNECT_TIMEOUT"] = "10"
         env["PGAPPNAME"] = "smartid-ansible"
         env["LC_ALL"] = "C.UTF-8"
@@ -141,6 +174,8 @@ class DatabaseClient(object):
 DATABASE_CLIENT_REQUIRED_IF = [
     ("connection", "docker_exec", ["container"]),
     ("connection", "docker_run", ["image"]),
+    ("ssl_mode", "verify-ca", ["ssl_root_cert"]),
+    ("ssl_mode", "verify-full", ["ssl_root_cert"]),
 ]
 
 
@@ -157,6 +192,8 @@ def database_client_argument_spec():
         login_password=dict(type="str", required=True, no_log=True),
         database=dict(type="str", required=True),
         client_bin_dir=dict(type="path"),
+        ssl_mode=dict(type="str", choices=list(SSL_MODES)),
+        ssl_root_cert=dict(type="path"),
     )
 
 
@@ -169,6 +206,7 @@ def database_client_for(module):
             params["connection"], params["database"], params["login_user"], params["login_password"],
             host=params["login_host"], port=params["login_port"], container=params["container"],
             image=params["image"], network=params["network"], client_bin_dir=params["client_bin_dir"],
+            ssl_mode=params.get("ssl_mode"), ssl_root_cert=params.get("ssl_root_cert"),
         )
     except ValueError as exc:
         module.fail_json(msg=str(exc))
