@@ -193,7 +193,8 @@ def test_database_sql_dir(tmp_path):
 
 
 @pytest.mark.parametrize("concern", ["smartid_home", "docker_install", "docker_versions", "traefik_settings", "traefik_certificate",
-                                     "database_password", "database_connection", "database_container", "database_sql"])
+                                     "database_password", "database_connection", "database_container", "database_sql",
+                                     "database_tls"])
 def test_the_action_knows_each_concern(concern):
     errors, warnings = validate.CONCERNS[concern]()
     assert isinstance(errors, list) and warnings == []

@@ -31,7 +31,7 @@ options:
         C(docker_install), C(docker_versions) (docker_rules),
         C(swarm_topology), C(swarm_live_restore), C(swarm_service) (swarm_rules), C(traefik_settings) (traefik_rules),
         C(traefik_certificate) (traefik_certs), C(database_password), C(database_connection),
-        C(database_container), C(database_sql) (database_rules),
+        C(database_container), C(database_sql), C(database_tls) (database_rules),
         C(database_baseline) (database_flyway), C(callback_standin) (callback_standin_rules).
     type: dict
     required: true
@@ -160,6 +160,7 @@ CONCERNS = {
     "database_connection": _errors_only(database_rules.check_connection),
     "database_container": _errors_only(database_rules.check_container),
     "database_sql": _errors_only(database_rules.check_sql_dir),
+    "database_tls": database_rules.check_tls,
     "clients": _clients,
     "public_url": _public_url,
     "base_path": _base_path,
