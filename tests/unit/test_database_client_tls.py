@@ -164,3 +164,66 @@ def test_local_client_verify_full_refuses_a_host_the_certificate_does_not_name(t
     # verify-ca: the same chain, no host name check.
     ca_only = _local(pg, "127.0.0.1", ssl_mode="verify-ca", ssl_root_cert=str(tmp / "ca.pem"))
     assert ca_only.psql("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid();").strip() == "t"
+
+
+# --- the modules, as the role calls them -------------------------------------------------------
+
+def _migrate(pg, tmp_path, **client):
+    from conftest_database import write_fixture_sql
+    from test_database_modules import run_play
+
+    sql_dir = write_fixture_sql(tmp_path / "sql")
+    args = dict({"sql_dir": str(sql_dir), "target_version": "1.0.0", "login_port": pg.port,
+                 "login_user": pg.user, "login_password": pg.password, "database": pg.database}, **client)
+    return run_play(tmp_path, [{"name": "migrate", "smartid.hermod.database_migrate": args}], ["-vvv"])
+
+
+def test_database_migrate_verifies_the_server_with_the_local_client(tls_cluster, tmp_path):
+    pg, tmp = tls_cluster
+    pg.reset()
+    rc, out, res = _migrate(pg, tmp_path, connection="local", client_bin_dir=str(PG_BIN), login_host="localhost",
+                            ssl_mode="verify-full", ssl_root_cert=str(tmp / "other.pem"))
+    assert rc != 0 and "certificate verify failed" in res[0]["msg"], out
+    assert pg.password not in out
+    rc, out, res = _migrate(pg, tmp_path, connection="local", client_bin_dir=str(PG_BIN), login_host="localhost",
+                            ssl_mode="verify-full", ssl_root_cert=str(tmp / "ca.pem"))
+    assert rc == 0 and res[0]["changed"] is True, out
+    assert pg.password not in out
+
+
+def test_database_migrate_refuses_verify_full_without_a_ca(tls_cluster, tmp_path):
+    pg, _tmp = tls_cluster
+    rc, out, res = _migrate(pg, tmp_path, connection="local", client_bin_dir=str(PG_BIN), ssl_mode="verify-full")
+    assert rc != 0 and res[0]["msg"] == "ssl_mode is verify-full but all of the following are missing: ssl_root_cert"
+
+
+def _postgres_image():
+    import subprocess  # pylint: disable=import-outside-toplevel
+
+    from conftest_database import ROOT  # pylint: disable=import-outside-toplevel
+    image = os.environ.get("DBTEST_POSTGRES_IMAGE", "smartid/postgres:dbtest")
+    if subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode != 0:
+        subprocess.run(["docker", "build", "-q", "--build-arg", "BASE_IMAGE=smartid/base:bookworm", "-t", image,
+                        str(ROOT / "images" / "postgres")], check=True, capture_output=True)
+    return image
+
+
+@pytest.mark.docker
+def test_docker_run_client_reads_the_mounted_ca_and_verifies_the_server(tls_cluster, tmp_path):
+    """The throwaway client container (host network: the test server listens on loopback) gets
+    the CA through the read-only mount and the TLS settings by name."""
+    from test_database_modules import _docker_ok
+
+    require(_docker_ok(), "needs a running Docker engine")
+    pg, tmp = tls_cluster
+    pg.reset()
+    image = _postgres_image()
+    common = dict(connection="docker_run", image=image, network="host", login_host="localhost")
+    rc, out, res = _migrate(pg, tmp_path, ssl_mode="verify-full", ssl_root_cert=str(tmp / "other.pem"), **common)
+    assert rc != 0 and "certificate verify failed" in res[0]["msg"], out
+    rc, out, res = _migrate(pg, tmp_path, ssl_mode="verify-full", ssl_root_cert=str(tmp / "ca.pem"),
+                            **dict(common, login_host="127.0.0.1"))
+    assert rc != 0 and 'does not match host name "127.0.0.1"' in res[0]["msg"], out
+    rc, out, res = _migrate(pg, tmp_path, ssl_mode="verify-full", ssl_root_cert=str(tmp / "ca.pem"), **common)
+    assert rc == 0 and res[0]["changed"] is True, out
+    assert pg.password not in out
