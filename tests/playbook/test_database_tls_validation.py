@@ -64,17 +64,24 @@ def batch(tmp_path_factory):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"),
                ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_NOCOLOR="1",
                PATH=VENV_BIN + os.pathsep + os.environ.get("PATH", ""))
-    proc = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", str(inventory),
-                           os.path.join(HERE, "validate_database_tls.yml"), "-f", "8", "-vvv"],
-                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
-    report = json.loads(proc.stdout[proc.stdout.index("{"):])
+
+    def run():
+        proc = subprocess.run([os.path.join(VENV_BIN, "ansible-playbook"), "-i", str(inventory),
+                               os.path.join(HERE, "validate_database_tls.yml"), "-f", "8", "-vvv"],
+                              env=env, cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
+        return proc, json.loads(proc.stdout[proc.stdout.index("{"):])
+
+    proc, report = run()
     results = {}
     for play in report["plays"]:
         for task in play["tasks"]:
             for host, result in task["hosts"].items():
                 if "Ensure the database settings are valid (" in task["task"]["name"]:
                     results[host] = result
-    return {"proc": proc, "results": results, "harnesses": harnesses, "before": before, "root": root}
+    # A second run changes nothing.
+    again, report_again = run()
+    return {"proc": proc, "results": results, "harnesses": harnesses, "before": before, "root": root,
+            "again": again, "stats_again": report_again["stats"]}
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -106,3 +113,9 @@ def test_a_valid_setting_puts_the_ca_where_the_client_reads_it(batch, name):
     ca = h.home / "docker" / "compose" / "database" / "tls" / "external-ca.pem"
     assert ca.read_bytes() == (h.tmp / "provider-ca.pem").read_bytes()
     assert stat.S_IMODE(ca.stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("name", ["valid", "verify-ca", "require"])
+def test_a_second_run_changes_nothing(batch, name):
+    assert batch["stats_again"][name]["changed"] == 0, batch["again"].stdout[-3000:]
+    assert batch["stats_again"][name]["failures"] == 0
