@@ -389,6 +389,16 @@ CASES = [
                         messaging_keystore_password="pw-" + h.secret),
          ["messaging_keystore_cert_src {dir}/tls.crt does not belong to the private key "
           "messaging_keystore_key_src {dir}/tls.key"]),
+    # ---------------------------------------------- TLS to an external database (wired)
+    Case("database-tls-no-ca", "an external database, verify-full (default) without a CA file",
+         lambda h: {"database_external": True, "database_host": "pg.example.test"},
+         ["messaging_database_ca_file must name the database provider's CA file (PEM, on the "
+          "controller) when messaging_database_sslmode is verify-full"]),
+    Case("database-tls-sslmode", "an external database with database_external_sslmode `prefer`",
+         lambda h: {"database_external": True, "database_host": "pg.example.test",
+                    "database_external_sslmode": "prefer"},
+         ["messaging_database_sslmode must be one of disable, require, verify-ca, verify-full "
+          "(is 'prefer')"]),
     # ------------------------------------------------------------ callback preflight, stand-in
     Case("callback-reachable-not-bool", "callback_reachable `later`",
          lambda h: clients(h, 1, callback_reachable="later"),
