@@ -674,7 +674,7 @@ def test_validate_action_concerns_cover_the_keystore(tmp_path):
     assert set(CONCERNS) == {"images", "profile", "clients", "public_url", "base_path", "cacerts", "keystore",
                              "service_mode", "smartid_home", "docker_install", "docker_versions", "traefik_settings",
                              "traefik_certificate", "database_password", "database_connection",
-                             "database_container", "database_sql", "database_baseline",
+                             "database_container", "database_sql", "database_tls", "database_baseline",
                              "callback_standin", "swarm_topology", "swarm_live_restore", "swarm_service"}
 
 
