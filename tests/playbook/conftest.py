@@ -6,7 +6,6 @@ certificate factories; secrets are random per test so a leak check can grep for 
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import os
 import secrets
@@ -16,43 +15,16 @@ import sys
 
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+
+# Re-exported: the suites import the certificate helpers from here.
+from pki import DAY, NOW, cert_der, cert_pem, key_pem, make_cert  # noqa: F401
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VENV_BIN = os.path.dirname(sys.executable)
 HERE = os.path.dirname(os.path.abspath(__file__))
-NOW = datetime.datetime.now(datetime.timezone.utc)
-DAY = datetime.timedelta(days=1)
 # The integration guide's callback URL shapes.
 IDM_CALLBACK = "https://idm.test/ws/hermod"
 DA_CALLBACK = "https://da.test/https/api/rest/v3.0/personalmessaging"
-
-
-def make_cert(cn, not_before=None, not_after=None):
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(not_before or NOW - DAY).not_valid_after(not_after or NOW + 365 * DAY)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    return key, cert
-
-
-def cert_pem(cert):
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def cert_der(cert):
-    return cert.public_bytes(serialization.Encoding.DER)
-
-
-def key_pem(key):
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
 
 
 def tree_checksum(path):

@@ -7,40 +7,17 @@ TLS. A second run changes nothing; another CA is refused; no secret reaches the 
 
 from __future__ import annotations
 
-import datetime
 import os
 import shutil
 import subprocess
-import time
 
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from pg_tls import HOST, docker, network_connections, server_sql, start_server
 
-from conftest import ROOT, cert_pem, key_pem, make_cert
+from conftest import ROOT, cert_pem, make_cert
 
 pytestmark = pytest.mark.skipif(shutil.which("docker") is None, reason="needs a Docker engine")
-
-HOST = "pg-tls.test"
-
-
-def docker(*args, **kw):
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=False, **kw)
-
-
-def server_cert(ca_key, ca):
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)]))
-            .issuer_name(ca.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=2))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(HOST)]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    return key, cert
 
 
 @pytest.fixture
@@ -80,28 +57,7 @@ def test_external_database_over_tls_verify_full(stack, tmp_path):
     assert database_image, "stack_base left no database container"
 
     # The "managed" server: TLS with a certificate for pg-tls.test from the provider's CA.
-    ca_key, ca = make_cert("Provider CA")
-    key, cert = server_cert(ca_key, ca)
-    tls = tmp_path / "server-tls"
-    tls.mkdir()
-    (tls / "server.crt").write_bytes(cert_pem(cert))
-    (tls / "server.key").write_bytes(key_pem(key))
-    os.chmod(tls / "server.key", 0o600)
-    for path in (tls, tls / "server.crt", tls / "server.key"):
-        os.chown(path, 999, 999)
-    (tmp_path / "provider-ca.pem").write_bytes(cert_pem(ca))
-    (tmp_path / "other-ca.pem").write_bytes(cert_pem(make_cert("Other CA")[1]))
-    started = docker("run", "-d", "--name", name + "-pgtls", "--network", h.vars["smartid_network_name"],
-                     "--network-alias", HOST, "-e", "POSTGRES_USER=hermod", "-e", "POSTGRES_DB=hermod",
-                     "-e", "POSTGRES_PASSWORD", "--mount", "type=bind,source=%s,target=/tls,readonly" % tls,
-                     database_image, "postgres", "-c", "ssl=on", "-c", "ssl_cert_file=/tls/server.crt",
-                     "-c", "ssl_key_file=/tls/server.key",
-                     env=dict(os.environ, POSTGRES_PASSWORD=h.db_password))
-    assert started.returncode == 0, started.stderr
-    deadline = time.monotonic() + 120
-    while docker("inspect", "-f", "{{.State.Health.Status}}", name + "-pgtls").stdout.strip() != "healthy":
-        assert time.monotonic() < deadline, docker("logs", name + "-pgtls").stderr
-        time.sleep(1)
+    provider_ca = start_server(name + "-pgtls", h.vars["smartid_network_name"], database_image, h.db_password, tmp_path)
 
     settings = {"database_external": True, "database_host": HOST, "database_image": database_image,
                 "messaging_image": messaging_image, "database_external_ca_file": str(tmp_path / "provider-ca.pem")}
@@ -115,19 +71,14 @@ def test_external_database_over_tls_verify_full(stack, tmp_path):
     assert conf["spring"]["datasource"]["url"] == (
         "jdbc:postgresql://%s:5432/hermod?sslmode=verify-full&sslrootcert=/home/docker/certificates/database-ca.pem"
         % HOST)
-    assert (folder / "certificates" / "database-ca.pem").read_bytes() == cert_pem(ca)
+    assert (folder / "certificates" / "database-ca.pem").read_bytes() == provider_ca
     host_ca = h.home / "docker" / "compose" / "database" / "tls" / "external-ca.pem"
-    assert host_ca.read_bytes() == cert_pem(ca)
-
-    def server(sql):
-        return docker("exec", name + "-pgtls", "psql", "-X", "-At", "-U", "hermod", "-d", "hermod", "-c", sql)
+    assert host_ca.read_bytes() == provider_ca
 
     # The schema came through the client container; the service's connections are all TLS.
-    assert server("SELECT max(version) FROM flyway_schema_history").stdout.strip() == "1.1.0"
-    seen = server("SELECT count(*), bool_and(s.ssl) FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) "
-                  "WHERE a.client_addr IS NOT NULL").stdout.strip()
-    count, all_tls = seen.split("|")
-    assert int(count) >= 1 and all_tls == "t", seen
+    assert server_sql(name + "-pgtls", "SELECT max(version) FROM flyway_schema_history").stdout.strip() == "1.1.0"
+    seen = network_connections(name + "-pgtls")
+    assert seen and all(ssl for _, ssl in seen), seen
 
     cid = docker("compose", "--project-directory", str(folder), "ps", "-q", "messaging").stdout.strip()
     before = docker("inspect", "-f", "{{.State.StartedAt}}", cid).stdout.strip()
