@@ -1,0 +1,116 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+"""Ensure a set of folders and files on the host in one module run."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: files
+short_description: Folders and files with their content, owner, group and mode, in one run
+description:
+  - Brings every entry of I(entries) to its wanted state, in order, in one module run (a role's
+    folders and files would otherwise cost one module run each, twice for a copy or template).
+  - A file is written to a temporary name in its folder with its owner, group and mode, checked
+    with I(validate) when set, then renamed over the old one.
+  - Supports check mode and diff mode; C(changed_paths) names each path that changed (or would
+    change), so a task can notify a handler for one file only.
+  - Content is rendered on the controller (C(lookup('ansible.builtin.template', ...)),
+    C(lookup('ansible.builtin.file', ..., rstrip=false))). It is never echoed back; a diff shows
+    I(content), never I(secret_content).
+options:
+  entries:
+    description: Folders and files, applied in this order.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      path:
+        description: Absolute path on the host.
+        type: str
+        required: true
+      state:
+        description: C(directory), C(file) or C(absent) (a file that must not exist).
+          Defaults to C(file) when I(content) is given, C(directory) otherwise.
+        type: str
+        choices: [directory, file, absent]
+      content:
+        description: The file's whole content; a diff shows it.
+        type: str
+      secret_content:
+        description: The whole content of a file that holds secrets (instead of I(content)):
+          masked in every output, and a diff says only that it changed.
+        type: str
+      owner:
+        description: User name or uid.
+        type: raw
+      group:
+        description: Group name or gid.
+        type: raw
+      mode:
+        description: Octal mode as a string, such as C("0640").
+        type: str
+      validate:
+        description: Command run on the candidate file before it replaces the old one; C(%s)
+          stands for the candidate's path.
+        type: str
+author: Smart ID bundle team
+"""
+
+EXAMPLES = r"""
+- name: Ensure the component's folders and files are in place
+  smartid.hermod.files:
+    entries:
+      - {path: /opt/smartid/docker/compose/x, owner: root, group: root, mode: "0755"}
+      - path: /opt/smartid/docker/compose/x/docker-compose.yml
+        content: "{{ lookup('ansible.builtin.template', 'docker-compose.yml.j2') }}"
+        owner: root
+        group: root
+        mode: "0644"
+        validate: docker compose --project-directory /opt/smartid/docker/compose/x -f %s config -q
+  register: x_files
+"""
+
+RETURN = r"""
+changed_paths:
+  description: The paths that changed (in check mode, that would change), in entry order.
+  type: list
+  elements: str
+  returned: always
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.smartid.hermod.plugins.module_utils import host_files
+
+ENTRY_SPEC = {
+    "path": {"type": "str", "required": True},
+    "state": {"type": "str", "choices": list(host_files.STATES)},
+    "content": {"type": "str"},
+    # Masked in the invocation shown at -vvv and anywhere else in the result.
+    "secret_content": {"type": "str", "no_log": True},
+    "owner": {"type": "raw"},
+    "group": {"type": "raw"},
+    "mode": {"type": "str"},
+    "validate": {"type": "str"},
+}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={"entries": {"type": "list", "elements": "dict", "required": True,
+                                   "options": ENTRY_SPEC,
+                                   "mutually_exclusive": [["content", "secret_content"]]}},
+        supports_check_mode=True,
+    )
+    try:
+        changed, diffs = host_files.ensure(module.params["entries"], check_mode=module.check_mode)
+    except (host_files.EntryError, OSError) as exc:
+        module.fail_json(msg=str(exc))
+    result = {"changed": bool(changed), "changed_paths": changed}
+    if module._diff and diffs:
+        result["diff"] = diffs
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

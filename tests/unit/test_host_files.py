@@ -1,0 +1,108 @@
+"""smartid.hermod.files: one pass over a set of folders and files (module_utils/host_files.py)."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from ansible_collections.smartid.hermod.plugins.module_utils import host_files
+
+UID, GID = os.getuid(), os.getgid()
+
+
+def mode_of(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def entries(root, compose="services: {}\n", password="s3cret-pw"):
+    return [
+        {"path": str(root / "comp"), "owner": UID, "group": GID, "mode": "0755"},
+        {"path": str(root / "comp" / "secrets"), "owner": str(UID), "group": str(GID), "mode": "0750"},
+        {"path": str(root / "comp" / "docker-compose.yml"), "content": compose, "mode": "0644"},
+        {"path": str(root / "comp" / "secrets" / "pw"), "secret_content": password, "mode": "0640"},
+    ]
+
+
+def test_first_pass_creates_everything_and_the_second_changes_nothing(tmp_path):
+    changed, diffs = host_files.ensure(entries(tmp_path))
+    assert changed == [e["path"] for e in entries(tmp_path)]
+    assert (tmp_path / "comp" / "docker-compose.yml").read_text() == "services: {}\n"
+    assert (tmp_path / "comp" / "secrets" / "pw").read_text() == "s3cret-pw"
+    assert mode_of(tmp_path / "comp" / "secrets") == 0o750
+    assert mode_of(tmp_path / "comp" / "secrets" / "pw") == 0o640
+    assert len(diffs) == 4
+    assert host_files.ensure(entries(tmp_path)) == ([], [])
+
+
+def test_check_mode_reports_the_changes_and_touches_nothing(tmp_path):
+    changed, diffs = host_files.ensure(entries(tmp_path), check_mode=True)
+    assert len(changed) == 4
+    assert not (tmp_path / "comp").exists()
+    host_files.ensure(entries(tmp_path))
+    changed, diffs = host_files.ensure(entries(tmp_path, compose="services: {a: {}}\n"), check_mode=True)
+    assert changed == [str(tmp_path / "comp" / "docker-compose.yml")]
+    assert diffs == [{"before_header": changed[0], "after_header": changed[0],
+                      "before": "services: {}\n", "after": "services: {a: {}}\n"}]
+    assert (tmp_path / "comp" / "docker-compose.yml").read_text() == "services: {}\n"
+
+
+def test_only_the_path_that_differs_is_reported(tmp_path):
+    host_files.ensure(entries(tmp_path))
+    os.chmod(tmp_path / "comp" / "secrets", 0o755)
+    changed, diffs = host_files.ensure(entries(tmp_path))
+    assert changed == [str(tmp_path / "comp" / "secrets")]
+    assert diffs[0]["before"] == "mode: 0755\n" and diffs[0]["after"] == "mode: 0750\n"
+    assert mode_of(tmp_path / "comp" / "secrets") == 0o750
+
+
+def test_a_secret_is_never_in_a_diff(tmp_path):
+    _, created = host_files.ensure(entries(tmp_path))
+    changed, diffs = host_files.ensure(entries(tmp_path, password="n3w-pw"))
+    assert changed == [str(tmp_path / "comp" / "secrets" / "pw")]
+    text = repr(created + diffs)
+    assert "s3cret-pw" not in text and "n3w-pw" not in text
+    assert diffs[0]["before"] != diffs[0]["after"]
+    assert (tmp_path / "comp" / "secrets" / "pw").read_text() == "n3w-pw"
+
+
+def test_validate_refuses_bad_content_and_keeps_the_old_file(tmp_path):
+    good = str(tmp_path / "f")
+    check = "grep -q ok %s"
+    assert host_files.ensure([{"path": good, "content": "ok\n", "validate": check}])[0] == [good]
+    with pytest.raises(host_files.EntryError, match="failed validation"):
+        host_files.ensure([{"path": good, "content": "bad\n", "validate": check}])
+    assert (tmp_path / "f").read_text() == "ok\n"
+    assert os.listdir(tmp_path) == ["f"]
+
+
+def test_absent_removes_a_file_and_is_quiet_when_it_is_gone(tmp_path):
+    (tmp_path / "old.yml").write_text("x")
+    entry = {"path": str(tmp_path / "old.yml"), "state": "absent"}
+    assert host_files.ensure([entry], check_mode=True)[0] == [entry["path"]]
+    assert (tmp_path / "old.yml").exists()
+    assert host_files.ensure([entry])[0] == [entry["path"]]
+    assert not (tmp_path / "old.yml").exists()
+    assert host_files.ensure([entry]) == ([], [])
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({"path": "relative/path"}, "absolute"),
+    ({"path": "/a/../b"}, "normalised"),
+    ({"path": "/x", "state": "file"}, "needs content"),
+    ({"path": "/x", "state": "directory", "content": "y"}, "only for state file"),
+    ({"path": "/x", "mode": "rw-r--r--"}, "octal"),
+    ({"path": "/x", "owner": "no-such-user-here"}, "not a user"),
+    ({"path": "/x", "group": "no-such-group-here"}, "not a group"),
+    ({"path": "/x", "content": "y", "validate": "true"}, "%s"),
+])
+def test_bad_entries_are_refused_with_the_path_named(entry, message):
+    with pytest.raises(host_files.EntryError, match=message):
+        host_files.ensure([entry])
+
+
+def test_a_folder_where_a_file_belongs_is_refused(tmp_path):
+    (tmp_path / "d").mkdir()
+    with pytest.raises(host_files.EntryError, match="not a regular file"):
+        host_files.ensure([{"path": str(tmp_path / "d"), "content": "x"}])
