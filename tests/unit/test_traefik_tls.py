@@ -283,3 +283,12 @@ def test_pem_bundle_without_certificate_fails(tmp_path):
     (tmp_path / "k.pem").write_text("nothing")
     with pytest.raises(traefik_filters.AnsibleFilterError):
         traefik_filters.traefik_pem_bundle([str(tmp_path / "k.pem")])
+
+
+def test_pem_fingerprint_is_the_sha256_of_the_first_certificate(pki):
+    from cryptography.hazmat.primitives import hashes
+    bundle = (_pem(pki["leaf"]) + _pem(pki["inter"])).decode()
+    expected = pki["leaf"].fingerprint(hashes.SHA256()).hex()
+    assert traefik_filters.traefik_pem_fingerprint(bundle) == expected
+    with pytest.raises(traefik_filters.AnsibleFilterError, match="no PEM certificate"):
+        traefik_filters.traefik_pem_fingerprint("nothing")

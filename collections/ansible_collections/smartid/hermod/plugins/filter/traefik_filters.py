@@ -50,6 +50,14 @@ def traefik_content_name(digest, stem, suffix):
         raise AnsibleFilterError(str(exc)) from None
 
 
+def traefik_pem_fingerprint(pem):
+    """SHA-256 fingerprint (hex) of the first certificate of a PEM text, computed on the controller."""
+    try:
+        return core.leaf_fingerprint(str(pem))
+    except ValueError as exc:
+        raise AnsibleFilterError(f"the certificate to serve: {exc}") from None
+
+
 class FilterModule:
     """Traefik role filters."""
 
@@ -59,4 +67,5 @@ class FilterModule:
             "traefik_san_entry": traefik_san_entry,
             "traefik_path_rule": traefik_path_rule,
             "traefik_content_name": traefik_content_name,
+            "traefik_pem_fingerprint": traefik_pem_fingerprint,
         }

@@ -8,6 +8,7 @@ reported as one sentence that names the file it concerns and never contains key 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import ipaddress
 import re
 import warnings
@@ -38,6 +39,15 @@ def pem_bundle(*pems: bytes) -> str:
     if not blocks:
         raise ValueError("no PEM certificate found")
     return "\n".join(blocks) + "\n"
+
+
+def leaf_fingerprint(pem: str) -> str:
+    """SHA-256 of the first certificate's DER in a PEM text, lower-case hex without colons (what
+    a client hashes from the handshake)."""
+    certificates = load_pem_certificates(pem.encode("ascii"))
+    if not certificates:
+        raise ValueError("no PEM certificate found")
+    return hashlib.sha256(certificates[0].public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
 def load_pem_certificates(data: bytes) -> list[x509.Certificate]:
