@@ -96,6 +96,8 @@ def test_absent_removes_a_file_and_is_quiet_when_it_is_gone(tmp_path):
     ({"path": "/x", "owner": "no-such-user-here"}, "not a user"),
     ({"path": "/x", "group": "no-such-group-here"}, "not a group"),
     ({"path": "/x", "content": "y", "validate": "true"}, "%s"),
+    ({"path": "/x", "content": "y", "secret_content": "z"}, "one of content"),
+    ({"path": "/x", "content": "y", "remote_src": "/etc/hostname"}, "one of content"),
 ])
 def test_bad_entries_are_refused_with_the_path_named(entry, message):
     with pytest.raises(host_files.EntryError, match=message):
@@ -106,3 +108,32 @@ def test_a_folder_where_a_file_belongs_is_refused(tmp_path):
     (tmp_path / "d").mkdir()
     with pytest.raises(host_files.EntryError, match="not a regular file"):
         host_files.ensure([{"path": str(tmp_path / "d"), "content": "x"}])
+
+
+def test_a_controller_folder_becomes_entries_that_copy_it(tmp_path):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "V1.0.0__base_version.sql").write_text("CREATE TABLE a ();\n")
+    (src / "sub" / "x.sql").write_text("SELECT 1;\n")
+    dest = tmp_path / "dest"
+    entries_ = host_files.entries_from_tree(str(src), str(dest), owner=UID, group=GID, mode="0644",
+                                            directory_mode="0755")
+    assert [e["path"] for e in entries_] == [str(dest), str(dest / "V1.0.0__base_version.sql"), str(dest / "sub"),
+                                             str(dest / "sub" / "x.sql")]
+    assert len(host_files.ensure(entries_)[0]) == 4
+    assert (dest / "sub" / "x.sql").read_text() == "SELECT 1;\n" and mode_of(dest / "sub" / "x.sql") == 0o644
+    assert host_files.ensure(entries_) == ([], [])
+    with pytest.raises(host_files.EntryError, match="not a folder"):
+        host_files.entries_from_tree(str(tmp_path / "missing"), str(dest))
+
+
+def test_a_host_file_is_copied_and_a_secret_one_stays_out_of_the_diff(tmp_path):
+    (tmp_path / "server.key").write_text("KEY-MATERIAL")
+    entry = {"path": str(tmp_path / "copy.key"), "remote_src": str(tmp_path / "server.key"), "secret": True,
+             "mode": "0640"}
+    changed, diffs = host_files.ensure([entry])
+    assert changed == [entry["path"]] and "KEY-MATERIAL" not in repr(diffs)
+    assert (tmp_path / "copy.key").read_text() == "KEY-MATERIAL" and mode_of(tmp_path / "copy.key") == 0o640
+    assert host_files.ensure([entry]) == ([], [])
+    with pytest.raises(host_files.EntryError, match="cannot read its source"):
+        host_files.ensure([{"path": str(tmp_path / "x"), "remote_src": str(tmp_path / "missing")}])

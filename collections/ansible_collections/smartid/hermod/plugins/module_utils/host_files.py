@@ -2,7 +2,8 @@
 """A set of folders and files brought to their wanted state in one pass (smartid.hermod.files).
 
 Each entry is a folder (`state: directory`), a file with the given content (`content`, or
-`secret_content` for a file whose content a diff must not show; `state: file`) or a
+`secret_content` for a file whose content a diff must not show, or `remote_src`, a file on the
+host to copy, with `secret` when it holds one; `state: file`) or a
 path that must not exist (`state: absent`), with owner, group and mode. A file is written to a
 temporary name in its folder, given its owner, group and mode, checked by `validate` when set,
 then renamed over the old one: a reader never sees a half-written or unchecked file.
@@ -67,17 +68,29 @@ def _mode(mode, path):
     return value
 
 
+def _read_remote(source, path):
+    try:
+        with open(source, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise EntryError("%s: cannot read its source %s (%s)" % (path, source, exc.strerror)) from None
+
+
 def normalise(entry):
     """The entry with owner/group/mode resolved to numbers; refuses what cannot be applied."""
     path = entry.get("path")
     if not isinstance(path, str) or not os.path.isabs(path) or os.path.normpath(path) != path:
         raise EntryError("path must be an absolute, normalised path, not '%s'" % (path,))
-    given = entry.get("content") is not None or entry.get("secret_content") is not None
+    given = any(entry.get(key) is not None for key in ("content", "secret_content", "remote_src"))
     state = entry.get("state") or ("file" if given else "directory")
     if state not in STATES:
         raise EntryError("%s: state must be one of %s, not '%s'" % (path, ", ".join(STATES), state))
-    secret = entry.get("secret_content") is not None
-    content = entry.get("secret_content") if secret else entry.get("content")
+    secret = entry.get("secret_content") is not None or bool(entry.get("secret"))
+    content = entry.get("secret_content") if entry.get("secret_content") is not None else entry.get("content")
+    if sum(entry.get(key) is not None for key in ("content", "secret_content", "remote_src")) > 1:
+        raise EntryError("%s: give one of content, secret_content or remote_src" % path)
+    if entry.get("remote_src"):
+        content = _read_remote(entry["remote_src"], path)
     if state == "file" and content is None:
         raise EntryError("%s: a file entry needs content" % path)
     if state != "file" and content is not None:
@@ -235,3 +248,26 @@ def ensure(entries, check_mode=False):
         if not check_mode:
             apply(entry, reasons)
     return changed, diffs
+
+
+def entries_from_tree(src, dest, owner=None, group=None, mode=None, directory_mode=None):
+    """Entries that copy the controller folder `src` (its files and subfolders, in name order)
+    to `dest`, like a copy of `src/` to `dest/`: `dest` and each subfolder with directory_mode,
+    each file with its text content and `mode`."""
+    if not os.path.isdir(src):
+        raise EntryError("%s: is not a folder on the controller" % src)
+    found = [{"path": os.path.normpath(dest), "state": "directory", "owner": owner, "group": group,
+              "mode": directory_mode}]
+    for root, folders, files in os.walk(src):
+        folders.sort()
+        relative = os.path.relpath(root, src)
+        target = os.path.normpath(os.path.join(dest, relative))
+        if relative != ".":
+            found.append({"path": target, "state": "directory", "owner": owner, "group": group,
+                          "mode": directory_mode})
+        for name in sorted(files):
+            with open(os.path.join(root, name), encoding="utf-8") as handle:
+                content = handle.read()
+            found.append({"path": os.path.join(target, name), "state": "file", "content": content,
+                          "owner": owner, "group": group, "mode": mode})
+    return found

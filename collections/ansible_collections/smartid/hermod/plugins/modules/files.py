@@ -40,6 +40,13 @@ options:
         description: The whole content of a file that holds secrets (instead of I(content)):
           masked in every output, and a diff says only that it changed.
         type: str
+      remote_src:
+        description: A file on the host whose content this file gets (instead of I(content)).
+        type: str
+      secret:
+        description: The I(remote_src) file holds a secret; a diff says only that it changed.
+        type: bool
+        default: false
       owner:
         description: User name or uid.
         type: raw
@@ -88,6 +95,8 @@ ENTRY_SPEC = {
     "content": {"type": "str"},
     # Masked in the invocation shown at -vvv and anywhere else in the result.
     "secret_content": {"type": "str", "no_log": True},
+    "remote_src": {"type": "str"},
+    "secret": {"type": "bool", "default": False},
     "owner": {"type": "raw"},
     "group": {"type": "raw"},
     "mode": {"type": "str"},
@@ -98,8 +107,7 @@ ENTRY_SPEC = {
 def main():
     module = AnsibleModule(
         argument_spec={"entries": {"type": "list", "elements": "dict", "required": True,
-                                   "options": ENTRY_SPEC,
-                                   "mutually_exclusive": [["content", "secret_content"]]}},
+                                   "options": ENTRY_SPEC}},
         supports_check_mode=True,
     )
     try:
