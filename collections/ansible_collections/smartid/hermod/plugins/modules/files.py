@@ -12,7 +12,7 @@ description:
     folders and files would otherwise cost one module run each, twice for a copy or template).
   - A file is written to a temporary name in its folder with its owner, group and mode, checked
     with I(validate) when set, then renamed over the old one.
-  - Supports check mode and diff mode; C(changed_paths) names each path that changed (or would
+  - Supports check mode and diff mode; C(modified) names each path that changed (or would
     change), so a task can notify a handler for one file only.
   - Content is rendered on the controller (C(lookup('ansible.builtin.template', ...)),
     C(lookup('ansible.builtin.file', ..., rstrip=false))). It is never echoed back; a diff shows
@@ -37,7 +37,7 @@ options:
         description: The file's whole content; a diff shows it.
         type: str
       secret_content:
-        description: The whole content of a file that holds secrets (instead of I(content)):
+        description: The whole content of a file that holds secrets (instead of I(content));
           masked in every output, and a diff says only that it changed.
         type: str
       remote_src:
@@ -78,7 +78,7 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-changed_paths:
+modified:
   description: The paths that changed (in check mode, that would change), in entry order.
   type: list
   elements: str
@@ -114,7 +114,7 @@ def main():
         changed, diffs = host_files.ensure(module.params["entries"], check_mode=module.check_mode)
     except (host_files.EntryError, OSError) as exc:
         module.fail_json(msg=str(exc))
-    result = {"changed": bool(changed), "changed_paths": changed}
+    result = {"changed": bool(changed), "modified": changed}
     if module._diff and diffs:
         result["diff"] = diffs
     module.exit_json(**result)
