@@ -4,7 +4,7 @@ builds on the state the previous one left): a backup taken from the manager whil
 runs; a restore refused by its precondition that leaves every replica running; the wiped database
 restored from the newest dump with messaging scaled to 0 meanwhile and back to its replicas
 afterwards, every row back; stop and start (messaging and the database scaled to 0 and back,
-Traefik's stack removed and deployed again from its stack file); uninstall refused without
+Traefik's stack removed and deployed again from its stack file); verify; uninstall refused without
 confirmation, then done: the stacks go, the data volume, the secrets and the dumps stay, and the
 engine is still a swarm."""
 import base64
@@ -220,6 +220,16 @@ def test_stop_scales_to_0_and_start_brings_the_stack_back():
     # The same data on the same volume, the service reached through Traefik again.
     assert fingerprint() == state["prints"]
     assert command_status() == 400
+
+
+def test_verify_passes_on_the_restarted_stack():
+    run = playbook("verify")
+
+    assert run.returncode == 0, run.output[-3000:]
+    assert recap(run)["changed"] == 0
+    assert "TASK [smartid.hermod.database : Check that the schema is at database_schema_version]" in run.stdout
+    # The start-up check of every replica: each one's alias lines came before its banner.
+    assert "TASK [smartid.hermod.messaging : Ensure every replica runs and logged every alias line before its banner]" in run.stdout
 
 
 def test_uninstall_without_confirmation_changes_nothing():
