@@ -13,21 +13,12 @@ from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
 from ansible_collections.smartid.hermod.plugins.module_utils.images_build import images_sync_shared
+from templating import trusted
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COLLECTION = os.path.join(ROOT, "collections", "ansible_collections", "smartid", "hermod")
 SERVICE = os.path.join(ROOT, "images", "messaging")
 OMIT = "__omit_place_holder__"
-
-
-def trusted(value):
-    if isinstance(value, str):
-        return trust_as_template(value)
-    if isinstance(value, dict):
-        return {k: trusted(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [trusted(v) for v in value]
-    return value
 
 
 def _yaml(*parts):
