@@ -48,6 +48,9 @@ def test_group_names_follow_the_role_variables():
     assert errors == ["group dmz is empty: Traefik runs on the edge nodes, at least one is needed"]
 
 
+STATE = "/var/lib/docker/swarm/docker-state.json"
+
+
 @pytest.mark.parametrize("kwargs, expected", [
     (dict(orchestrator="compose", configured=True), 0),
     (dict(orchestrator="swarm", configured=False), 0),
@@ -56,11 +59,33 @@ def test_group_names_follow_the_role_variables():
     (dict(orchestrator="swarm", install_source="external", configured=True, running=False), 0),
     (dict(orchestrator="swarm", install_source="external", configured=False, running=True), 1),
     (dict(orchestrator="swarm", install_source="external", running=None), 0),
+    # An engine that never left a swarm starts in swarm mode: live-restore on would stop it.
+    (dict(orchestrator="compose", configured=True, swarm_state=STATE), 1),
+    (dict(orchestrator="compose", install_source="external", running=True, swarm_state=STATE), 0),
 ])
 def test_live_restore_is_refused_on_a_swarm_node(kwargs, expected):
-    errors = swarm_rules.check_live_restore(**kwargs)
+    errors, _warnings = swarm_rules.check_live_restore(**kwargs)
     assert len(errors) == expected, errors
     assert all("live-restore" in e for e in errors)
+
+
+def test_an_operator_live_restore_on_a_leftover_swarm_member_names_the_state_file():
+    errors, warnings = swarm_rules.check_live_restore(orchestrator="compose", configured=True,
+                                                      swarm_state=STATE)
+    assert warnings == []
+    assert "docker_daemon_options" in errors[0] and STATE in errors[0]
+    assert "docker swarm leave --force" in errors[0]
+
+
+def test_a_leftover_swarm_member_keeps_live_restore_off_with_a_warning():
+    errors, warnings = swarm_rules.check_live_restore(orchestrator="compose", configured=False,
+                                                      swarm_state=STATE)
+    assert errors == []
+    assert len(warnings) == 1 and STATE in warnings[0] and "live-restore off" in warnings[0]
+    # Not a member, or a swarm deployment (where that is expected): nothing to say.
+    assert swarm_rules.check_live_restore(orchestrator="compose", configured=False) == ([], [])
+    assert swarm_rules.check_live_restore(orchestrator="swarm", configured=False,
+                                          swarm_state=STATE) == ([], [])
 
 
 def test_the_validate_action_knows_the_swarm_concerns():

@@ -263,3 +263,16 @@ def test_uninstall_removes_the_stacks_and_keeps_data_secrets_dumps_and_the_swarm
     assert docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip() == "active"
     labels = json.loads(docker("node", "inspect", "self", "--format", "{{json .Spec.Labels}}").stdout)
     assert labels.get("smartid.database") == "true", labels
+
+
+def test_a_compose_run_on_an_engine_still_in_the_swarm_keeps_it_running():
+    """The host is still a swarm member after uninstall. A later compose deployment's docker role
+    must not turn live-restore back on there: the engine would refuse to start again. The role
+    manages daemon.json here as on this machine's default inventory (distro engine)."""
+    before = open("/etc/docker/daemon.json").read()
+    run = playbook("docker", "-e", "smartid_orchestrator=compose", "-e", "docker_install_source=distro")
+    assert run.returncode == 0, run.output[-3000:]
+    assert "still a swarm member (/var/lib/docker/swarm/docker-state.json)" in run.output, run.output[-3000:]
+    assert "Changed: /etc/docker/daemon.json" not in run.output
+    assert open("/etc/docker/daemon.json").read() == before
+    assert docker("info", "--format", "{{.Swarm.LocalNodeState}} {{.LiveRestoreEnabled}}").stdout.split() == ["active", "false"]

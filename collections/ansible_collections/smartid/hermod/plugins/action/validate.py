@@ -152,7 +152,7 @@ CONCERNS = {
     "docker_install": _errors_only(docker_rules.check_install),
     "docker_versions": docker_rules.check_versions,
     "swarm_topology": _errors_only(swarm_rules.check_topology),
-    "swarm_live_restore": _errors_only(swarm_rules.check_live_restore),
+    "swarm_live_restore": swarm_rules.check_live_restore,
     "swarm_service": _errors_only(swarm_rules.check_swarm_service),
     "traefik_settings": _errors_only(traefik_rules.check_settings),
     "traefik_certificate": _errors_only(traefik_certs.check_operator_certificate),

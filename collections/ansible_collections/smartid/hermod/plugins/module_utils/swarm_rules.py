@@ -66,24 +66,39 @@ def check_topology(orchestrator="compose", host="", managers=None, workers=None,
 
 
 def check_live_restore(orchestrator="compose", install_source="docker-ce", configured=None,
-                       running=None):
+                       running=None, swarm_state=""):
     """live-restore must be off on a swarm node: the engine refuses swarm mode with it.
 
     `configured` is the daemon.json value the role writes (not with an external engine);
-    `running` what the engine reports (None when it does not answer yet).
+    `running` what the engine reports (None when it does not answer yet); `swarm_state` the
+    engine's swarm state file when it exists: an engine that has not left a swarm starts in
+    swarm mode, and with live-restore on it does not start at all, whatever the orchestrator.
+    Returns (errors, warnings).
     """
-    if orchestrator != "swarm":
-        return []
-    errors = []
+    errors, warnings = [], []
+    member = bool(swarm_state)
+    if orchestrator != "swarm" and not member:
+        return errors, warnings
     if install_source != "external" and bool(configured):
-        errors.append("docker_daemon_options sets live-restore true on a swarm node: the engine "
-                      "refuses swarm mode with live-restore on; remove it (the role turns it off "
-                      "for swarm)")
-    if install_source == "external" and running is True:
+        if orchestrator == "swarm":
+            errors.append("docker_daemon_options sets live-restore true on a swarm node: the engine "
+                          "refuses swarm mode with live-restore on; remove it (the role turns it off "
+                          "for swarm)")
+        else:
+            errors.append("docker_daemon_options sets live-restore true, but this engine is still a "
+                          "swarm member (%s): it would not start again with live-restore on; leave "
+                          "the swarm first (docker swarm leave --force) or remove the option"
+                          % swarm_state)
+    if install_source == "external" and running is True and orchestrator == "swarm":
         errors.append("the engine on this swarm node runs with live-restore on "
                       "(docker_install_source: external, so the role does not manage daemon.json): "
                       "set \"live-restore\": false in its daemon.json and reload it first")
-    return errors
+    if orchestrator != "swarm" and not errors and install_source != "external":
+        warnings.append("this engine is still a swarm member (%s) while smartid_orchestrator is "
+                        "%s: daemon.json keeps live-restore off, or the engine would not start; "
+                        "run docker swarm leave --force if this host left the swarm"
+                        % (swarm_state, orchestrator))
+    return errors, warnings
 
 
 def check_swarm_service(orchestrator="compose", tls_termination="traefik", replicas=1, health_probe="container"):
