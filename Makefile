@@ -13,7 +13,8 @@ MOLECULE_SCENARIOS ?= default messaging upgrade restore nexus swarm
 SCENARIO ?= $(MOLECULE_SCENARIOS)
 
 .PHONY: help bootstrap bootstrap-test dev engine deploy verify test lint role-readmes \
-	test-unit test-unit-docker test-plugins test-playbook test-service test-tls test-molecule
+	test-unit test-unit-docker test-plugins test-playbook test-service test-tls test-molecule \
+	test-engine-clean
 
 help:
 	@echo "make deploy           set up this machine and deploy the whole stack (inventories/local)"
@@ -86,7 +87,15 @@ test-service: bootstrap-test
 test-tls: bootstrap-test engine
 	pytest -q tests/tls
 
+# A swarm scenario stopped half-way (an interrupted run) leaves this engine in swarm mode with
+# its stacks; the compose tests need the engine as `make engine` leaves it, so that scenario's
+# own cleanup runs first.
+test-engine-clean: bootstrap-test engine
+	@if [ "$$(docker info --format '{{.Swarm.LocalNodeState}}')" != inactive ]; then \
+	  echo "The engine is in swarm mode: running the swarm scenario's cleanup first."; \
+	  molecule cleanup --scenario-name swarm; fi
+
 test-molecule: bootstrap-test engine
 	for scenario in $(SCENARIO); do molecule test --scenario-name "$$scenario"; done
 
-test: bootstrap-test engine lint test-plugins test-service test-playbook test-tls test-molecule
+test: bootstrap-test engine test-engine-clean lint test-plugins test-service test-playbook test-tls test-molecule

@@ -23,6 +23,9 @@ import urllib.request
 
 import pytest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared"))
+from operator_run import playbook  # noqa: E402
+
 PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
 SCENARIO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,21 +60,6 @@ def psql(sql):
                     "-c", sql, check=False)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
-
-
-def playbook(name, *extra):
-    """Run playbooks/<name>.yml as an operator would, against the scenario's inventory."""
-    env = dict(os.environ)
-    env.update({
-        "ANSIBLE_CONFIG": os.path.join(EPHEMERAL, "ansible.cfg"),
-        "ANSIBLE_COLLECTIONS_PATH": os.path.join(PROJECT, "collections") + ":~/.ansible/collections",
-        "ANSIBLE_PIPELINING": "True",
-        "ANSIBLE_FORCE_COLOR": "0",
-        "ANSIBLE_NOCOLOR": "1",
-    })
-    inventory = os.path.join(EPHEMERAL, "inventory")
-    return subprocess.run(["ansible-playbook", "-i", inventory, os.path.join(PROJECT, "playbooks", name + ".yml"), *extra],
-                          capture_output=True, text=True, env=env, cwd=PROJECT, timeout=1800)
 
 
 def output(run):

@@ -16,12 +16,14 @@ import secrets
 import ssl
 import stat
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 
-PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", "")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared"))
+from operator_run import playbook  # noqa: E402
+
 HOST = "hermod-swarm-test-instance"
 HOME = "/opt/smartid-swarm-test"
 PREFIX = "hermod-swarm-test-"
@@ -51,25 +53,6 @@ state = {}
 
 def docker(*args, check=True):
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=check)
-
-
-def playbook(name, *extra):
-    """Run playbooks/<name>.yml as an operator would, against the scenario's inventory."""
-    env = dict(os.environ)
-    env.update({
-        "ANSIBLE_CONFIG": os.path.join(EPHEMERAL, "ansible.cfg"),
-        "ANSIBLE_COLLECTIONS_PATH": os.path.join(PROJECT, "collections") + ":~/.ansible/collections",
-        "ANSIBLE_PIPELINING": "True",
-        "ANSIBLE_FORCE_COLOR": "0",
-        "ANSIBLE_NOCOLOR": "1",
-    })
-    started = time.monotonic()
-    run = subprocess.run(["ansible-playbook", "-i", os.path.join(EPHEMERAL, "inventory"),
-                          os.path.join(PROJECT, "playbooks", name + ".yml"), *extra],
-                         capture_output=True, text=True, env=env, cwd=PROJECT, timeout=900)
-    run.output = run.stdout + run.stderr
-    print("playbooks/%s.yml %s: %.1f s" % (name, " ".join(extra), time.monotonic() - started))
-    return run
 
 
 def recap(run):
@@ -266,11 +249,13 @@ def test_uninstall_removes_the_stacks_and_keeps_data_secrets_dumps_and_the_swarm
 
 
 def test_a_compose_run_on_an_engine_still_in_the_swarm_keeps_it_running():
-    """The host is still a swarm member after uninstall. A later compose deployment's docker role
-    must not turn live-restore back on there: the engine would refuse to start again. The role
-    manages daemon.json here as on this machine's default inventory (distro engine)."""
+    """The host is still a swarm member after uninstall. `make engine` on this machine (the
+    docker role with the local inventory, which manages daemon.json) must not turn live-restore
+    back on there: the engine would refuse to start again, taking every container with it."""
+    project = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..")
     before = open("/etc/docker/daemon.json").read()
-    run = playbook("docker", "-e", "smartid_orchestrator=compose", "-e", "docker_install_source=distro")
+    run = playbook("docker", inventory=os.path.join(project, "inventories", "local"),
+                   config=os.path.join(project, "ansible.cfg"))
     assert run.returncode == 0, run.output[-3000:]
     assert "still a swarm member (/var/lib/docker/swarm/docker-state.json)" in run.output, run.output[-3000:]
     assert "Changed: /etc/docker/daemon.json" not in run.output

@@ -4,6 +4,7 @@ the vendor's troubleshooting steps when it fails."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -140,3 +141,52 @@ def diagnose_cacerts(analysis, mounts, container_dir, host_dir, dir_stat, file_s
         findings.append("the alias check failed but mounts, permissions and PEM files look right: "
                         "read the container log")
     return findings
+
+
+def read_container(run, project_dir, service, cacerts_dir, read_log=True):
+    """What the start-up check reads on the host, in one go: the compose service's container
+    (id), its `docker inspect` document, its log since its last start (stdout and stderr), and
+    the *.cer files of cacerts/ with their mode and owner. `run(argv)` returns (rc, out, err).
+
+    Returns a dict: container ('' when compose lists none), inspect ({} then), log, cacerts
+    (sorted by name: path, mode as '0644', uid, gid), and error (a message, or '').
+    """
+    result = {"container": "", "inspect": {}, "log": "", "cacerts": [], "error": ""}
+    rc, out, err = run(["docker", "compose", "--project-directory", project_dir, "ps", "--all",
+                        "--quiet", service])
+    if rc != 0:
+        result["error"] = "docker compose ps in %s failed: %s" % (project_dir, err.strip())
+        return result
+    ids = out.split()
+    if not ids:
+        result["error"] = "no %s container in the compose project of %s" % (service, project_dir)
+        return result
+    result["container"] = ids[0]
+    rc, out, err = run(["docker", "inspect", ids[0]])
+    if rc != 0:
+        result["error"] = "docker inspect %s failed: %s" % (ids[0], err.strip())
+        return result
+    result["inspect"] = (json.loads(out) or [{}])[0]
+    if read_log:
+        started = result["inspect"].get("State", {}).get("StartedAt", "")
+        rc, out, err = run(["docker", "logs", "--since", started, ids[0]] if started
+                           else ["docker", "logs", ids[0]])
+        if rc != 0:
+            result["error"] = "docker logs %s failed: %s" % (ids[0], err.strip())
+            return result
+        result["log"] = out + "\n" + err
+    try:
+        names = sorted(n for n in os.listdir(cacerts_dir) if n.endswith(".cer"))
+    except OSError:
+        names = []
+    for name in names:
+        path = os.path.join(cacerts_dir, name)
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if not os.path.isfile(path):
+            continue
+        result["cacerts"].append({"path": path, "mode": "%04o" % (st.st_mode & 0o7777),
+                                  "uid": st.st_uid, "gid": st.st_gid})
+    return result
