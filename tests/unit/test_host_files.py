@@ -137,3 +137,45 @@ def test_a_host_file_is_copied_and_a_secret_one_stays_out_of_the_diff(tmp_path):
     assert host_files.ensure([entry]) == ([], [])
     with pytest.raises(host_files.EntryError, match="cannot read its source"):
         host_files.ensure([{"path": str(tmp_path / "x"), "remote_src": str(tmp_path / "missing")}])
+
+
+def test_an_exclusive_folder_keeps_only_the_listed_files(tmp_path):
+    folder = tmp_path / "cacerts"
+    folder.mkdir()
+    (folder / "old.cer").write_text("dropped from the inventory")
+    (folder / ".hidden").write_text("left by hand")
+    (folder / "keep.cer").write_text("stale content")
+    entries = [{"path": str(folder), "state": "directory", "exclusive": True},
+               {"path": str(folder / "keep.cer"), "content": "PEM"},
+               {"path": str(folder / "new.cer"), "content": "PEM2"}]
+    # A dry run names every removal and touches nothing.
+    changed, diffs = host_files.ensure(entries, check_mode=True)
+    assert sorted(changed) == sorted(str(folder / n) for n in (".hidden", "keep.cer", "new.cer", "old.cer"))
+    assert (folder / "old.cer").exists()
+    assert {"before": "state: present\n", "after": "state: absent\n"}.items() <= diffs[-1].items()
+    changed, _ = host_files.ensure(entries)
+    assert sorted(os.listdir(folder)) == ["keep.cer", "new.cer"]
+    assert (folder / "keep.cer").read_text() == "PEM"
+    assert host_files.ensure(entries) == ([], [])
+
+
+def test_an_exclusive_folder_refuses_to_remove_a_subfolder_and_is_only_for_folders(tmp_path):
+    folder = tmp_path / "cacerts"
+    (folder / "sub").mkdir(parents=True)
+    with pytest.raises(host_files.EntryError, match="is a folder; only files are removed"):
+        host_files.ensure([{"path": str(folder), "exclusive": True}])
+    with pytest.raises(host_files.EntryError, match="exclusive is only for state directory"):
+        host_files.ensure([{"path": str(folder / "a.cer"), "content": "x", "exclusive": True}])
+    # A folder that does not exist yet is created, with nothing to remove.
+    fresh = tmp_path / "fresh"
+    assert host_files.ensure([{"path": str(fresh), "exclusive": True}])[0] == [str(fresh)]
+
+
+def test_named_items_become_file_entries_of_one_folder_and_a_path_in_a_name_is_refused():
+    entries = host_files.entries_named([{"name": "a.cer", "content": "A", "subject": "CN=a"}],
+                                       "/srv/cacerts/", owner="root", group="root", mode="0644")
+    assert entries == [{"path": "/srv/cacerts/a.cer", "state": "file", "content": "A",
+                        "owner": "root", "group": "root", "mode": "0644"}]
+    for bad in ("../x.cer", "", "sub/x.cer"):
+        with pytest.raises(host_files.EntryError, match="not a plain file name"):
+            host_files.entries_named([{"name": bad, "content": "A"}], "/srv/cacerts")

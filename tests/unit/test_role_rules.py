@@ -247,3 +247,39 @@ def test_docker_socket_that_outlived_its_engine():
 def test_docker_compose_present_before_install_is_still_compared():
     errors, _ = docker_rules.check_versions(**dict(RUNNING, only_if_present=True, compose_stdout="1.29.2"))
     assert errors == ["Docker Compose 1.29.2 is too old: the bundle needs 2.20 or newer."]
+
+
+def test_the_docker_probe_reads_socket_versions_and_swarm_state_in_one_go(tmp_path):
+    from ansible_collections.smartid.hermod.plugins.module_utils import docker_rules
+    import socket as sockets
+    asked = []
+
+    def run(argv):
+        asked.append(argv)
+        return (0, '{"Version": "20.10.24"}\n', "") if argv[1] == "version" else (0, "2.29.1\n", "")
+
+    # No socket: no command is run, and no swarm state.
+    found = docker_rules.probe(run, str(tmp_path / "docker.sock"), str(tmp_path))
+    assert asked == [] and found["socket_exists"] is False and found["server_rc"] is None
+    assert found["swarm_state"] == ""
+    # A real socket, and an engine that is still a swarm member.
+    path = str(tmp_path / "docker.sock")
+    listener = sockets.socket(sockets.AF_UNIX)
+    listener.bind(path)
+    (tmp_path / "swarm").mkdir()
+    (tmp_path / "swarm" / "docker-state.json").write_text("{}")
+    try:
+        found = docker_rules.probe(run, path, str(tmp_path))
+    finally:
+        listener.close()
+    assert found["socket_is_sock"] is True
+    assert (found["server_rc"], found["server_stdout"]) == (0, '{"Version": "20.10.24"}')
+    assert (found["compose_rc"], found["compose_stdout"]) == (0, "2.29.1")
+    assert found["swarm_state"] == str(tmp_path / "swarm" / "docker-state.json")
+    assert asked == [["docker", "version", "--format", "{{json .Server}}"],
+                     ["docker", "compose", "version", "--short"]]
+    # What it returns is what the version rule reads.
+    assert docker_rules.check_versions(socket=path, socket_exists=True, socket_is_sock=True,
+                                       server_rc=0, server_stdout=found["server_stdout"],
+                                       compose_rc=0, compose_stdout=found["compose_stdout"],
+                                       min_version="20.10", compose_min_version="2.20")[0] == []

@@ -15,8 +15,16 @@ def files_from_tree(src, dest, owner=None, group=None, mode=None, directory_mode
         raise AnsibleFilterError(str(exc)) from None
 
 
+def files_named(items, folder, owner=None, group=None, mode=None):
+    """smartid.hermod.files entries for files in `folder`, one per item (its name and content)."""
+    try:
+        return host_files.entries_named(list(items or []), str(folder), owner, group, mode)
+    except host_files.EntryError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+
+
 class FilterModule:
     """Filters that build smartid.hermod.files entries."""
 
     def filters(self):
-        return {"files_from_tree": files_from_tree}
+        return {"files_from_tree": files_from_tree, "files_named": files_named}

@@ -1,8 +1,6 @@
 # -*- coding: utf-8 -*-
-"""The docker role's controller-side rules: install source and the Compose plugin file.
-
-The engine and Compose version probes run commands on the host, so they stay tasks
-(roles/docker/tasks/versions.yml).
+"""The docker role's rules: install source, the Compose plugin file, the engine and Compose
+versions, and the probe that reads what those are on the host (smartid.hermod.docker_probe).
 """
 
 from __future__ import annotations
@@ -10,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 
 INSTALL_SOURCES = ("docker-ce", "distro", "external")
 
@@ -79,3 +78,29 @@ def check_versions(socket="", socket_exists=False, socket_is_sock=False, only_if
             errors.append("Docker Compose %s is too old: the bundle needs %s or newer."
                           % (found, compose_min_version))
     return errors, warnings
+
+
+def probe(run, socket, data_root):
+    """What the host says about its engine, read in one module run: whether the socket is
+    there (and is a socket), `docker version` and `docker compose version` (only when it is:
+    a socket file can outlive its engine, and the rule says so), and the engine's swarm state
+    file (written on swarm init or join, removed on leave). `run(argv)` returns (rc, out, err).
+    """
+    found = {"socket_exists": False, "socket_is_sock": False, "server_rc": None,
+             "server_stdout": "", "server_stderr": "", "compose_rc": None, "compose_stdout": "",
+             "swarm_state": ""}
+    try:
+        info = os.stat(socket)
+        found["socket_exists"] = True
+        found["socket_is_sock"] = stat.S_ISSOCK(info.st_mode)
+    except OSError:
+        pass
+    if found["socket_exists"]:
+        rc, out, err = run(["docker", "version", "--format", "{{json .Server}}"])
+        found.update(server_rc=rc, server_stdout=out.rstrip("\r\n"), server_stderr=err.rstrip("\r\n"))
+        rc, out, _err = run(["docker", "compose", "version", "--short"])
+        found.update(compose_rc=rc, compose_stdout=out.rstrip("\r\n"))
+    state_file = os.path.join(data_root, "swarm", "docker-state.json")
+    if os.path.isfile(state_file):
+        found["swarm_state"] = state_file
+    return found

@@ -95,6 +95,8 @@ def normalise(entry):
         raise EntryError("%s: a file entry needs content" % path)
     if state != "file" and content is not None:
         raise EntryError("%s: content is only for state file" % path)
+    if entry.get("exclusive") and state != "directory":
+        raise EntryError("%s: exclusive is only for state directory" % path)
     if entry.get("validate") and "%s" not in entry["validate"]:
         raise EntryError("%s: validate must contain %%s (the candidate file)" % path)
     return {
@@ -106,6 +108,7 @@ def normalise(entry):
         "mode": _mode(entry.get("mode"), path),
         "validate": entry.get("validate") or None,
         "secret": secret,
+        "exclusive": bool(entry.get("exclusive")),
     }
 
 
@@ -238,6 +241,7 @@ def apply(entry, reasons):
 def ensure(entries, check_mode=False):
     """Every entry in order; returns (changed paths, diffs). Raises EntryError naming the path."""
     normalised = [normalise(entry) for entry in entries]
+    normalised += _unlisted(normalised)
     changed, diffs = [], []
     for entry in normalised:
         reasons = plan(entry)
@@ -248,6 +252,38 @@ def ensure(entries, check_mode=False):
         if not check_mode:
             apply(entry, reasons)
     return changed, diffs
+
+
+def _unlisted(normalised):
+    """Absent entries for what an `exclusive` folder holds beyond the entries listed in it
+    (after them, so nothing is removed that a later entry would bring back)."""
+    extra = []
+    for folder in (e for e in normalised if e["exclusive"]):
+        listed = {os.path.basename(e["path"]) for e in normalised
+                  if os.path.dirname(e["path"]) == folder["path"] and e["state"] != "absent"}
+        try:
+            present = sorted(os.listdir(folder["path"]))
+        except FileNotFoundError:
+            continue
+        for name in present:
+            if name not in listed:
+                extra.append({"path": os.path.join(folder["path"], name), "state": "absent",
+                              "content": None, "uid": None, "gid": None, "mode": None,
+                              "validate": None, "secret": False, "exclusive": False})
+    return extra
+
+
+def entries_named(items, folder, owner=None, group=None, mode=None):
+    """Entries for files in `folder`, one per item: its `name` (a plain file name) and its
+    `content`."""
+    found = []
+    for item in items or []:
+        name = str(item.get("name", ""))
+        if not name or name in (".", "..") or "/" in name:
+            raise EntryError("%s: '%s' is not a plain file name" % (folder, name))
+        found.append({"path": os.path.join(os.path.normpath(folder), name), "state": "file",
+                      "content": item.get("content"), "owner": owner, "group": group, "mode": mode})
+    return found
 
 
 def entries_from_tree(src, dest, owner=None, group=None, mode=None, directory_mode=None):

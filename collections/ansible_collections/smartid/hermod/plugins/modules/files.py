@@ -56,6 +56,12 @@ options:
       mode:
         description: Octal mode as a string, such as C("0640").
         type: str
+      exclusive:
+        description: For a folder, the folder holds only what this run's entries list directly
+          in it; any other file in it is removed (after the entries are applied). A subfolder
+          that is not listed is refused, not removed.
+        type: bool
+        default: false
       validate:
         description: Command run on the candidate file before it replaces the old one; C(%s)
           stands for the candidate's path.
@@ -101,6 +107,7 @@ ENTRY_SPEC = {
     "group": {"type": "raw"},
     "mode": {"type": "str"},
     "validate": {"type": "str"},
+    "exclusive": {"type": "bool", "default": False},
 }
 
 
