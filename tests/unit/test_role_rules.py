@@ -7,6 +7,7 @@ gives no message, each broken rule gives the message naming its variable.
 from __future__ import annotations
 
 import datetime
+import os
 
 import pytest
 from cryptography import x509
@@ -283,3 +284,35 @@ def test_the_docker_probe_reads_socket_versions_and_swarm_state_in_one_go(tmp_pa
                                        server_rc=0, server_stdout=found["server_stdout"],
                                        compose_rc=0, compose_stdout=found["compose_stdout"],
                                        min_version="20.10", compose_min_version="2.20")[0] == []
+
+
+def test_the_docker_probe_reports_packages_files_and_patterns_for_the_install_steps(tmp_path):
+    import hashlib
+    from ansible_collections.smartid.hermod.plugins.module_utils import docker_rules
+
+    def run(argv):
+        assert argv[0] == "dpkg-query" and argv[-2:] == ["docker.io", "containerd"]
+        return 1, "docker.io installed\n", "dpkg-query: no packages found matching containerd\n"
+
+    plugin = tmp_path / "docker-compose"
+    plugin.write_bytes(b"binary")
+    plugin.chmod(0o755)
+    script = tmp_path / "docker"
+    script.write_text("start() {\n    ulimit -n 1048576\n}\n")
+    found = docker_rules.probe(run, str(tmp_path / "no.sock"), str(tmp_path),
+                               packages=["docker.io", "containerd"],
+                               files=[str(tmp_path), str(plugin), str(tmp_path / "absent")],
+                               patterns={str(script): r"^(\s*)ulimit -([npu]) (1048576|unlimited)$",
+                                         str(tmp_path / "absent"): "x"})
+    assert found["packages"] == {"docker.io": True, "containerd": False}
+    assert found["files"][str(plugin)] == {"exists": True, "isdir": False, "mode": "0755",
+                                           "uid": os.getuid(), "gid": os.getgid(),
+                                           "sha1": hashlib.sha1(b"binary").hexdigest()}
+    assert found["files"][str(tmp_path)]["isdir"] is True and "sha1" not in found["files"][str(tmp_path)]
+    assert found["files"][str(tmp_path / "absent")] == {"exists": False}
+    # A line left to cap; a file that cannot be read counts as "run the step".
+    assert found["patterns"] == {str(script): True, str(tmp_path / "absent"): True}
+    script.write_text("start() {\n    ulimit -n 1048576 2>/dev/null || ulimit -n \"$(ulimit -Hn)\"\n}\n")
+    found = docker_rules.probe(run, str(tmp_path / "no.sock"), str(tmp_path),
+                               patterns={str(script): r"^(\s*)ulimit -([npu]) (1048576|unlimited)$"})
+    assert found["patterns"] == {str(script): False}

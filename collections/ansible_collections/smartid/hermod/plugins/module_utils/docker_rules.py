@@ -5,6 +5,7 @@ versions, and the probe that reads what those are on the host (smartid.hermod.do
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -80,15 +81,35 @@ def check_versions(socket="", socket_exists=False, socket_is_sock=False, only_if
     return errors, warnings
 
 
-def probe(run, socket, data_root):
+def _file_facts(path):
+    """exists, kind, mode ('0644'), uid, gid and, for a regular file, its sha1."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return {"exists": False}
+    found = {"exists": True, "isdir": stat.S_ISDIR(info.st_mode), "mode": "%04o" % stat.S_IMODE(info.st_mode),
+             "uid": info.st_uid, "gid": info.st_gid}
+    if stat.S_ISREG(info.st_mode):
+        digest = hashlib.sha1()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        found["sha1"] = digest.hexdigest()
+    return found
+
+
+def probe(run, socket, data_root, packages=(), files=(), patterns=None):
     """What the host says about its engine, read in one module run: whether the socket is
     there (and is a socket), `docker version` and `docker compose version` (only when it is:
     a socket file can outlive its engine, and the rule says so), and the engine's swarm state
-    file (written on swarm init or join, removed on leave). `run(argv)` returns (rc, out, err).
+    file (written on swarm init or join, removed on leave). Besides, for the install and
+    configuration steps to skip what is already in place: which of `packages` dpkg lists as
+    installed, `files` (exists, mode, owner, sha1) and whether each file of `patterns` has a
+    line matching its regular expression (true when the file cannot be read). `run(argv)` returns (rc, out, err).
     """
     found = {"socket_exists": False, "socket_is_sock": False, "server_rc": None,
              "server_stdout": "", "server_stderr": "", "compose_rc": None, "compose_stdout": "",
-             "swarm_state": ""}
+             "swarm_state": "", "packages": {}, "files": {}, "patterns": {}}
     try:
         info = os.stat(socket)
         found["socket_exists"] = True
@@ -103,4 +124,23 @@ def probe(run, socket, data_root):
     state_file = os.path.join(data_root, "swarm", "docker-state.json")
     if os.path.isfile(state_file):
         found["swarm_state"] = state_file
+    if packages:
+        found["packages"] = dict.fromkeys(packages, False)
+        try:
+            rc, out, _err = run(["dpkg-query", "-W", "-f", "${Package} ${db:Status-Status}\\n"] + list(packages))
+        except OSError:
+            rc, out = 1, ""
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] in found["packages"]:
+                found["packages"][parts[0]] = parts[1] == "installed"
+    for path in files or ():
+        found["files"][path] = _file_facts(path)
+    for path, pattern in (patterns or {}).items():
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                found["patterns"][path] = bool(re.search(pattern, handle.read(), re.MULTILINE))
+        except OSError:
+            # Cannot tell (not installed yet): the step that needs it runs.
+            found["patterns"][path] = True
     return found

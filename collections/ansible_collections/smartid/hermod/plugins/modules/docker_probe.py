@@ -22,6 +22,20 @@ options:
     description: The engine's data root.
     type: path
     required: true
+  packages:
+    description: Packages whose dpkg status to read (Debian hosts).
+    type: list
+    elements: str
+    default: []
+  files:
+    description: Paths to describe (exists, isdir, mode, uid, gid, and the sha1 of a regular file).
+    type: list
+    elements: path
+    default: []
+  patterns:
+    description: File path to a regular expression (multi-line); whether a line matches.
+    type: dict
+    default: {}
 """
 
 RETURN = r"""
@@ -33,6 +47,9 @@ server_stderr: {description: Its errors., type: str, returned: always}
 compose_rc: {description: Exit code of docker compose version (null when not run)., type: int, returned: always}
 compose_stdout: {description: The Compose version., type: str, returned: always}
 swarm_state: {description: The swarm state file when it exists, else empty., type: str, returned: always}
+packages: {description: Package name to whether dpkg lists it as installed., type: dict, returned: always}
+files: {description: Path to its facts., type: dict, returned: always}
+patterns: {description: Path to whether its pattern matched., type: dict, returned: always}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -43,11 +60,15 @@ from ansible_collections.smartid.hermod.plugins.module_utils.docker_rules import
 def main():
     module = AnsibleModule(
         argument_spec=dict(socket=dict(type="path", required=True),
-                           data_root=dict(type="path", required=True)),
+                           data_root=dict(type="path", required=True),
+                           packages=dict(type="list", elements="str", default=[]),
+                           files=dict(type="list", elements="path", default=[]),
+                           patterns=dict(type="dict", default={})),
         supports_check_mode=True,
     )
-    found = probe(lambda argv: module.run_command(argv), module.params["socket"],
-                  module.params["data_root"])
+    params = module.params
+    found = probe(lambda argv: module.run_command(argv), params["socket"], params["data_root"],
+                  params["packages"], params["files"], params["patterns"])
     module.exit_json(changed=False, **found)
 
 
