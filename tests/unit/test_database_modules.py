@@ -105,6 +105,23 @@ def test_module_inspect_only_reports_installed_version(db, tmp_path):
     assert res[0]["installed_version"] is None and res[0]["history"] is None and res[0]["changed"] is False
 
 
+def test_module_inspect_only_with_the_sql_folder_tells_whether_a_migration_would_pass_its_check(db, tmp_path):
+    sql_dir = write_fixture_sql(tmp_path / "sql")
+    inspect = {"name": "inspect", "smartid.hermod.database_migrate": {
+        "inspect_only": True, "sql_dir": str(sql_dir), "connection": "local", "client_bin_dir": str(PG_BIN),
+        "login_port": db.port, "login_user": db.user, "login_password": db.password, "database": db.database}}
+    rc, out, res = run_play(tmp_path, [inspect, migrate_task(db, sql_dir, "1.0.0"), inspect])
+    assert rc == 0, out
+    assert res[0]["history_valid"] is True and res[2]["history_valid"] is True
+    assert res[2]["installed_version"] == "1.0.0"
+    # An applied file changed since: the read says so without failing (and changes nothing);
+    # the migration is what stops, naming the file.
+    (sql_dir / "V1.0.0__base_version.sql").write_text("CREATE TABLE command (id int);\n")
+    rc, out, res = run_play(tmp_path, [inspect])
+    assert rc == 0, out
+    assert res[0]["history_valid"] is False and res[0]["changed"] is False
+
+
 def test_backup_dump_retention_and_restore_into_empty_database(db, tmp_path):
     sql_dir = write_fixture_sql(tmp_path / "sql")
     backups = tmp_path / "backups"

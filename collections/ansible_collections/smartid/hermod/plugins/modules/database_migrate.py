@@ -22,7 +22,8 @@ options:
   sql_dir:
     description:
       - Directory on the managed host holding the engine's C(V<x.y.z>__<what>.sql) files.
-      - Required unless I(inspect_only).
+      - Required unless I(inspect_only). With I(inspect_only), the applied files' checksums are
+        checked against it (C(history_valid)).
     type: path
   target_version:
     description: Schema version to install or upgrade to (x.y.z). Required unless I(inspect_only).
@@ -76,6 +77,11 @@ tables:
   type: list
   elements: str
   returned: inspect_only
+history_valid:
+  description: With I(sql_dir), no applied file changed since and no row is marked failed (a real
+    migration would pass that check); false when it would fail or the folder cannot be read.
+  type: bool
+  returned: inspect_only
 baseline:
   description: The baseline version recorded in this run, or null.
   type: str
@@ -120,6 +126,8 @@ from ansible_collections.smartid.hermod.plugins.module_utils.database_flyway imp
     list_tables,
     migrate,
     read_history,
+    read_sql_files,
+    validate_history,
 )
 from ansible_collections.smartid.hermod.plugins.module_utils.database_migrations import MigrationError
 
@@ -145,10 +153,19 @@ def main():
         try:
             history = read_history(client)
             tables = list_tables(client) if history is None else []
-            module.exit_json(changed=False, history=history, installed_version=installed_version(history),
-                             tables=tables)
+            result = dict(changed=False, history=history, installed_version=installed_version(history),
+                          tables=tables)
         except (MigrationError, ClientError) as exc:
             module.fail_json(msg="cannot read the schema history: %s" % exc, error=str(exc))
+        if p["sql_dir"]:
+            # The check a real migration starts with; its error is the migration's to report.
+            try:
+                for warning in validate_history(history, read_sql_files(p["sql_dir"])):
+                    module.warn(warning)
+                result["history_valid"] = True
+            except MigrationError:
+                result["history_valid"] = False
+        module.exit_json(**result)
     try:
         result = migrate(client, p["sql_dir"], p["target_version"], check_mode=module.check_mode,
                          baseline=p["baseline_version"] or None, substitutions=p["sql_substitutions"])
