@@ -664,14 +664,15 @@ def plot(args) -> int:
     fig.tight_layout()
     fig.savefig(out / "stack_cpu.png", dpi=90)
     if args.variants:
-        plot_variants([Path(v) for v in args.variants], out / "stack_hop.png")
+        plot_variants([Path(v) for v in args.variants], out / (args.variants_out or "stack_hop.png"),
+                      args.labels)
     print(f"plots in {out.relative_to(REPO)} from {source.name}")
     return 0
 
 
-def plot_variants(files, target) -> None:
-    """CPU per lifecycle by component on the Traefik path, one bar per run (its note), with the
-    through-Traefik / direct ratio of that run."""
+def plot_variants(files, target, labels=None) -> None:
+    """CPU per lifecycle by component on the Traefik path, one bar per run (its note, or the
+    given label), with the through-Traefik / direct ratio of that run."""
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     docs = [json.loads(f.read_text()) for f in files]
@@ -686,7 +687,8 @@ def plot_variants(files, target) -> None:
             ax.barh(i, val, left=left, color=plt.cm.tab10(k), label=comp if i == 0 else None)
             left += val
         ax.text(left + 0.03, i, f"{row['lifecycles_per_s']:.0f}/s, ratio {doc.get('ratio')}", va="center", fontsize=7)
-    ax.set_yticks(range(len(docs)), [d.get("note", "")[:48] for d in docs], fontsize=7)
+    names = labels if labels and len(labels) == len(docs) else [d.get("note", "")[:48] for d in docs]
+    ax.set_yticks(range(len(docs)), names, fontsize=7)
     ax.set_xlabel("CPU ms per lifecycle through Traefik (closed loop), by component")
     ax.legend(fontsize=6, loc="lower right")
     fig.tight_layout()
@@ -761,6 +763,8 @@ def main() -> int:
     p = sub.add_parser("plot")
     p.add_argument("--results")
     p.add_argument("--variants", nargs="*", help="bench results, one bar each in stack_hop.png")
+    p.add_argument("--variants-out", help="file name of that plot instead of stack_hop.png")
+    p.add_argument("--labels", nargs="*", help="one label per --variants file instead of its note")
     p = sub.add_parser("report")
     p.add_argument("files", nargs="+")
     args = parser.parse_args()
