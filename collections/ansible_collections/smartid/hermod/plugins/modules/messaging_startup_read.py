@@ -10,7 +10,7 @@ short_description: The messaging container, its inspect document, its log since 
 description:
   - Runs C(docker compose ps) for the service, C(docker inspect) and C(docker logs --since) its
     last start on the container it finds, and lists the C(*.cer) files of the cacerts folder with
-    their mode and owner: what the start-up check compares, in one module run instead of five.
+    their mode and owner (what the start-up check compares), in one module run instead of five.
   - Changes nothing; the comparison itself is the C(messaging_analyze_log) filter.
 options:
   project_dir:
