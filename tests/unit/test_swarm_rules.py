@@ -124,3 +124,71 @@ def test_the_staging_inventory_is_a_valid_swarm_layout():
         assert swarm_rules.check_topology(
             orchestrator="swarm", host=host, managers=groups["swarm_managers"], workers=groups["swarm_workers"],
             edge=groups["swarm_edge"], database=groups.get("swarm_database", []), database_external=True) == [], host
+
+
+class FakeSwarm:
+    """A service whose tasks move on each `docker service ps` (one entry per call)."""
+
+    def __init__(self, replicas, ps_answers, deployed=True):
+        self.replicas, self.ps_answers, self.deployed, self.asked = replicas, list(ps_answers), deployed, []
+
+    def __call__(self, argv):
+        self.asked.append(argv)
+        if argv[:3] == ["docker", "service", "inspect"]:
+            return (0, "%d\n" % self.replicas, "") if self.deployed else (1, "", "no such service")
+        if argv[:3] == ["docker", "service", "scale"]:
+            self.replicas = int(argv[-1].split("=")[1])
+            return 0, "", ""
+        if argv[:3] == ["docker", "service", "ps"]:
+            return 0, self.ps_answers.pop(0) if len(self.ps_answers) > 1 else self.ps_answers[0], ""
+        raise AssertionError(argv)
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def test_scale_to_0_waits_until_no_task_is_on_its_way_up_or_running():
+    swarm = FakeSwarm(3, ["Running 1 minute ago\nRunning 1 minute ago\nShutdown 2 seconds ago",
+                          "Running 1 minute ago\nShutdown 1 second ago",
+                          "Shutdown 1 second ago\nShutdown 3 seconds ago\nFailed 2 hours ago"])
+    clock = FakeClock()
+    result = swarm_rules.scale_service(swarm, "s_messaging", 0, wait="stopped", timeout=60,
+                                       sleep=clock.sleep, clock=clock)
+    assert result == {"before": 3, "changed": True}
+    assert ["docker", "service", "scale", "--detach", "s_messaging=0"] in swarm.asked
+    assert clock.now == 4  # two waits of 2 s, then nothing runs
+
+
+def test_scale_up_waits_for_every_replica_running_and_an_unchanged_service_is_not_scaled():
+    swarm = FakeSwarm(1, ["Starting 1 second ago", "Running 1 second ago"])
+    clock = FakeClock()
+    assert swarm_rules.scale_service(swarm, "s_database", 1, wait="running", sleep=clock.sleep,
+                                     clock=clock) == {"before": 1, "changed": False}
+    assert not [a for a in swarm.asked if a[2] == "scale"]
+    assert ["docker", "service", "ps", "--filter", "desired-state=running", "--format",
+            "{{.CurrentState}}", "s_database"] in swarm.asked
+
+
+def test_a_missing_service_is_reported_not_scaled_and_a_slow_one_times_out_naming_it():
+    swarm = FakeSwarm(0, [""], deployed=False)
+    assert swarm_rules.scale_service(swarm, "s_x", 0, wait="stopped") == {"before": None, "changed": False}
+    assert len(swarm.asked) == 1
+    swarm = FakeSwarm(1, ["Running 1 minute ago"])
+    clock = FakeClock()
+    with pytest.raises(swarm_rules.ScaleError, match="s_messaging did not reach 0 running tasks within 10 s"):
+        swarm_rules.scale_service(swarm, "s_messaging", 0, wait="stopped", timeout=10,
+                                  sleep=clock.sleep, clock=clock)
+
+
+def test_check_mode_reports_the_change_and_neither_scales_nor_waits():
+    swarm = FakeSwarm(2, ["Running"])
+    assert swarm_rules.scale_service(swarm, "s_m", 0, wait="stopped", check_mode=True) == {"before": 2, "changed": True}
+    assert [a[2] for a in swarm.asked] == ["inspect"]

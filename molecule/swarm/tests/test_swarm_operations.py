@@ -170,7 +170,7 @@ def test_restore_scales_messaging_to_0_and_back_and_brings_every_row_back():
 
     assert run.returncode == 0, run.output[-3000:]
     out = run.stdout
-    scaled = out.index("TASK [smartid.hermod.messaging : Ensure the messaging service is scaled to 0]")
+    scaled = out.index("TASK [smartid.hermod.messaging : Ensure the messaging service is scaled to 0 and every replica has exited]")
     restored = out.index("TASK [smartid.hermod.database : Ensure the database holds the dump")
     back = out.index("TASK [smartid.hermod.messaging : Ensure the messaging service runs messaging_replicas replicas]")
     assert scaled < restored < back, "messaging was not at 0 while the dump was restored"

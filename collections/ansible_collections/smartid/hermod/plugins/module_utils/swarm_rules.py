@@ -7,6 +7,8 @@ play, before anything on a host changes, and every message names the variable or
 
 from __future__ import annotations
 
+import time
+
 ORCHESTRATORS = ("compose", "swarm")
 
 
@@ -120,3 +122,57 @@ def check_swarm_service(orchestrator="compose", tls_termination="traefik", repli
         errors.append("messaging_health_probe is '%s': a swarm rolls updates and rolls back on the "
                       "image's health check, so the profile must have one (container)" % health_probe)
     return errors
+
+
+# Task states of a swarm service that count as "on its way up or running".
+ACTIVE_STATES = ("New", "Pending", "Assigned", "Accepted", "Preparing", "Ready", "Starting", "Running")
+
+
+class ScaleError(RuntimeError):
+    """The service is missing or did not reach the wanted state in time."""
+
+
+def scale_service(run, service, replicas, wait="none", timeout=180, delay=2, check_mode=False,
+                  sleep=None, clock=None):
+    """Scale a swarm service to `replicas` (detached) and, with `wait`, wait until:
+    `stopped` - no task of the service is on its way up or running (nothing writes any more);
+    `running` - `replicas` tasks that should run report Running (swarm says Running only once
+    the image's health check passed). `run(argv)` returns (rc, out, err).
+
+    Returns {before, changed}; before is the service's replicas before, None when it is not
+    deployed (then nothing is done: the caller decides whether that is an error).
+    """
+    sleep = sleep or time.sleep
+    clock = clock or time.monotonic
+    rc, out, err = run(["docker", "service", "inspect", "--format",
+                        "{{.Spec.Mode.Replicated.Replicas}}", service])
+    if rc != 0:
+        return {"before": None, "changed": False}
+    before = int(out.strip() or 0)
+    changed = before != int(replicas)
+    if changed and not check_mode:
+        rc, out, err = run(["docker", "service", "scale", "--detach", "%s=%d" % (service, int(replicas))])
+        if rc != 0:
+            raise ScaleError("docker service scale %s=%d failed: %s" % (service, int(replicas), err.strip()))
+    if check_mode or wait == "none":
+        return {"before": before, "changed": changed}
+    deadline = clock() + timeout
+    while True:
+        if wait == "stopped":
+            rc, out, err = run(["docker", "service", "ps", "--format", "{{.CurrentState}}", service])
+            states = [line.split()[0] for line in out.splitlines() if line.strip()]
+            if rc == 0 and not [s for s in states if s in ACTIVE_STATES]:
+                break
+        else:
+            rc, out, err = run(["docker", "service", "ps", "--filter", "desired-state=running",
+                                "--format", "{{.CurrentState}}", service])
+            running = [line for line in out.splitlines() if line.startswith("Running")]
+            if rc == 0 and len(running) >= int(replicas):
+                break
+        if clock() >= deadline:
+            raise ScaleError("%s did not reach %s within %d s (tasks: %s)"
+                             % (service, "0 running tasks" if wait == "stopped"
+                                else "%d running tasks" % int(replicas), timeout,
+                                ", ".join(out.split("\n")) or err.strip() or "none"))
+        sleep(delay)
+    return {"before": before, "changed": changed}
