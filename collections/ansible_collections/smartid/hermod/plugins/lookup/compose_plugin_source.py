@@ -24,11 +24,12 @@ _raw:
   elements: dict
 """
 
-import hashlib
 import os
 
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
+
+from ansible_collections.smartid.hermod.plugins.module_utils.docker_rules import file_sha1
 
 
 def wheel_binary():
@@ -42,14 +43,10 @@ def wheel_binary():
 
 
 def describe(path):
-    digest = hashlib.sha1()
     try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        return {"path": path, "sha1": file_sha1(path)}
     except OSError as exc:
         raise AnsibleLookupError("Compose v2 binary %s: %s" % (path, exc.strerror)) from None
-    return {"path": path, "sha1": digest.hexdigest()}
 
 
 class LookupModule(LookupBase):

@@ -81,6 +81,16 @@ def check_versions(socket="", socket_exists=False, socket_is_sock=False, only_if
     return errors, warnings
 
 
+def file_sha1(path):
+    """The sha1 of a file, read in 1 MB blocks (the Compose plugin is 60 MB): the same digest on
+    the controller (compose_plugin_source lookup) and on the host (the probe)."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _file_facts(path):
     """exists, kind, mode ('0644'), uid, gid and, for a regular file, its sha1."""
     try:
@@ -90,11 +100,7 @@ def _file_facts(path):
     found = {"exists": True, "isdir": stat.S_ISDIR(info.st_mode), "mode": "%04o" % stat.S_IMODE(info.st_mode),
              "uid": info.st_uid, "gid": info.st_gid}
     if stat.S_ISREG(info.st_mode):
-        digest = hashlib.sha1()
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        found["sha1"] = digest.hexdigest()
+        found["sha1"] = file_sha1(path)
     return found
 
 
