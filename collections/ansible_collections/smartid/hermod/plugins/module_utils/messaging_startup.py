@@ -143,7 +143,7 @@ def diagnose_cacerts(analysis, mounts, container_dir, host_dir, dir_stat, file_s
     return findings
 
 
-def read_container(run, project_dir, service, cacerts_dir, read_log=True):
+def read_container(run, project_dir, service, cacerts_dir):
     """What the start-up check reads on the host, in one go: the compose service's container
     (id), its `docker inspect` document, its log since its last start (stdout and stderr), and
     the *.cer files of cacerts/ with their mode and owner. `run(argv)` returns (rc, out, err).
@@ -167,14 +167,13 @@ def read_container(run, project_dir, service, cacerts_dir, read_log=True):
         result["error"] = "docker inspect %s failed: %s" % (ids[0], err.strip())
         return result
     result["inspect"] = (json.loads(out) or [{}])[0]
-    if read_log:
-        started = result["inspect"].get("State", {}).get("StartedAt", "")
-        rc, out, err = run(["docker", "logs", "--since", started, ids[0]] if started
-                           else ["docker", "logs", ids[0]])
-        if rc != 0:
-            result["error"] = "docker logs %s failed: %s" % (ids[0], err.strip())
-            return result
-        result["log"] = out + "\n" + err
+    started = result["inspect"].get("State", {}).get("StartedAt", "")
+    rc, out, err = run(["docker", "logs", "--since", started, ids[0]] if started
+                       else ["docker", "logs", ids[0]])
+    if rc != 0:
+        result["error"] = "docker logs %s failed: %s" % (ids[0], err.strip())
+        return result
+    result["log"] = out + "\n" + err
     try:
         names = sorted(n for n in os.listdir(cacerts_dir) if n.endswith(".cer"))
     except OSError:

@@ -25,10 +25,6 @@ options:
     description: The host folder mounted as the container's cacerts.
     type: path
     required: true
-  read_log:
-    description: Read the log too (not needed while the container is still starting).
-    type: bool
-    default: true
 """
 
 RETURN = r"""
@@ -62,13 +58,11 @@ def main():
             project_dir=dict(type="path", required=True),
             service=dict(type="str", required=True),
             cacerts_dir=dict(type="path", required=True),
-            read_log=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )
     found = read_container(lambda argv: module.run_command(argv), module.params["project_dir"],
-                           module.params["service"], module.params["cacerts_dir"],
-                           module.params["read_log"])
+                           module.params["service"], module.params["cacerts_dir"])
     error = found.pop("error")
     if error:
         module.fail_json(msg=error, **found)
