@@ -1,6 +1,7 @@
 """Run a playbook of the bundle as an operator would, against a molecule scenario's inventory.
 
 Shared by the scenarios' tests that drive the operation playbooks (restore, swarm)."""
+import glob
 import os
 import subprocess
 import time
@@ -29,3 +30,15 @@ def playbook(name, *extra, timeout=1800, inventory=None, config=None):
     run.output = run.stdout + run.stderr
     print("playbooks/%s.yml %s: %.1f s" % (name, " ".join(extra), time.monotonic() - started))
     return run
+
+
+def backup(home, *extra, **kwargs):
+    """playbooks/backup.yml (as playbook() runs it), which must succeed and add exactly one dump
+    to <home>/backups; returns that dump's path."""
+    pattern = os.path.join(home, "backups", "database-hermod-*.dump")
+    before = set(glob.glob(pattern))
+    run = playbook("backup", *extra, **kwargs)
+    assert run.returncode == 0, run.output[-3000:]
+    dumps = set(glob.glob(pattern)) - before
+    assert len(dumps) == 1, dumps
+    return dumps.pop()
