@@ -9,6 +9,7 @@ aliases of the local inventory's callback hosts; its CA deployed through messagi
 Every accepted command must come back as exactly one callback.
 
     python bench/stack_lifecycle.py setup        # CA, receiver certificate, extra vars; prints the deploy command
+    python bench/stack_lifecycle.py setup --termination service   # TLS in the service, Traefik passes it through
     python bench/stack_lifecycle.py bench        # closed loop (max) + open loop at 25/50/75 %, both paths
     python bench/stack_lifecycle.py fault --kind kill9|pgrestart|cb500|cbdown
     python bench/stack_lifecycle.py plot         # PNGs from the newest results
@@ -53,13 +54,18 @@ NETWORK = "smartid"
 SMARTID_HOME = Path("/opt/smartid")
 TRAEFIK_CA = SMARTID_HOME / "docker" / "compose" / "traefik" / "ca" / "smartid-local-ca.crt"
 PATHS = {
-    "direct": {"addr": "127.0.0.1", "port": 20400, "tls": False, "host": "127.0.0.1:20400"},
-    "traefik": {"addr": "127.0.0.1", "port": 443, "tls": True, "host": "localhost"},
+    "direct": {"addr": "127.0.0.1", "port": 20400, "tls": False, "host": "127.0.0.1:20400", "ca": None},
+    "traefik": {"addr": "127.0.0.1", "port": 443, "tls": True, "host": "localhost", "ca": str(TRAEFIK_CA)},
 }
+# With messaging_tls_termination: service (setup --termination service) the service speaks TLS with
+# a certificate for localhost from the bench CA, on its published port and behind Traefik's
+# passthrough alike: both paths are TLS, and the hop is Traefik's TCP proxy alone.
+SERVICE_CERT_NAME = "localhost"
 
 
-# Closed loop: answers signed in advance for this many lifecycles/s (signing is not measured).
-PLAN_RATE = 1500
+# Closed loop: answers signed in advance for this many lifecycles/s (signing is not measured). Above
+# what either path reaches on this machine, so that a closed loop never runs out of answers.
+PLAN_RATE = 4000
 
 
 def pct(values, q):
@@ -70,7 +76,7 @@ def pct(values, q):
 # --------------------------------------------------------------------------- setup
 
 
-def setup(_args) -> int:
+def setup(args) -> int:
     """A CA, the receiver's certificate for the callback hosts, basic auth, and the extra vars."""
     from cryptography import x509  # noqa: PLC0415
     from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
@@ -88,21 +94,25 @@ def setup(_args) -> int:
           .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
           .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
           .sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "idm.localdomain")]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=400))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in CALLBACK_HOSTS.values()]),
-                           critical=False)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
     pem = serialization.Encoding.PEM
+
+    def server_cert(stem, names):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+                .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=400))
+                .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in names]), critical=False)
+                .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+                .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                               critical=False)
+                .sign(ca_key, hashes.SHA256()))
+        (WORK / f"{stem}.pem").write_bytes(cert.public_bytes(pem) + ca.public_bytes(pem))
+        (WORK / f"{stem}.key").write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                                             serialization.NoEncryption()))
+
     (WORK / "cacerts" / "bench-callback-ca.cer").write_bytes(ca.public_bytes(pem))
-    (WORK / "receiver.pem").write_bytes(cert.public_bytes(pem) + ca.public_bytes(pem))
-    (WORK / "receiver.key").write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
-                                                          serialization.NoEncryption()))
+    server_cert("receiver", list(CALLBACK_HOSTS.values()))
     auth = f"bench:{secrets.token_hex(16)}"
     (WORK / "basic-auth").write_text(auth + "\n")
     for name in ("cacerts/bench-callback-ca.cer", "receiver.pem", "receiver.key", "basic-auth"):
@@ -111,9 +121,17 @@ def setup(_args) -> int:
     # by the bench step after the deploy, so the deploy's preflight would find nothing there yet.
     clients = [{"client_id": c, "group": "smartid", "callback_url": f"https://{h}:8443/messaging",
                 "callback_basic_auth": auth, "callback_reachable": False} for c, h in CALLBACK_HOSTS.items()]
-    (WORK / "vars.yml").write_text("---\n" + json.dumps({"messaging_clients": clients,
-                                                         "messaging_cacerts_dir": str(WORK / "cacerts")}, indent=1)
-                                   + "\n")
+    extra = {"messaging_clients": clients, "messaging_cacerts_dir": str(WORK / "cacerts")}
+    if args.termination == "service":
+        server_cert("service", [SERVICE_CERT_NAME])
+        extra |= {"messaging_tls_termination": "service",
+                  "messaging_keystore_key_src": str(WORK / "service.key"),
+                  "messaging_keystore_cert_src": str(WORK / "service.pem"),
+                  "messaging_keystore_password": secrets.token_hex(16)}
+    (WORK / "vars.yml").write_text("---\n" + json.dumps(extra, indent=1) + "\n")
+    (WORK / "vars.yml").chmod(0o600)  # the keystore password and the callbacks' basic auth
+    # A running receiver still holds the certificate of an earlier setup.
+    subprocess.run(["docker", "rm", "-f", RECEIVER], check=False, capture_output=True)
     print("deploy with:\n  flock /tmp/lock.deploy ansible-playbook playbooks/site.yml -e @bench/.stack/vars.yml")
     return 0
 
@@ -272,7 +290,7 @@ def loadgen(index, nproc, path, mode, rate, duration, concurrency, users, run_ta
     keys = [api_key_header(c, derive_client_key(secret, c)) for c in CLIENTS]
     ctx = None
     if spec["tls"]:
-        ctx = ssl.create_default_context(cafile=str(TRAEFIK_CA))
+        ctx = ssl.create_default_context(cafile=spec["ca"])
     host = spec["host"]
 
     def command(kind, client, userid, nonce):
@@ -508,11 +526,29 @@ def use_container_addresses() -> None:
         PATHS[path]["port"] = port
 
 
+def termination() -> str:
+    """Where TLS ends in the stack the bench's vars deployed: traefik (default) or service."""
+    try:
+        return json.loads((WORK / "vars.yml").read_text().split("\n", 1)[1]).get("messaging_tls_termination",
+                                                                                  "traefik")
+    except (OSError, ValueError):
+        return "traefik"
+
+
+def use_termination() -> str:
+    mode = termination()
+    if mode == "service":
+        for spec in PATHS.values():
+            spec.update(tls=True, host=SERVICE_CERT_NAME, ca=str(WORK / "cacerts" / "bench-callback-ca.cer"))
+    return mode
+
+
 def bench(args) -> int:
     start_receiver()
+    mode = use_termination()
     if args.via == "container":
         use_container_addresses()
-    doc = {**common_info(args), "via": args.via, "closed": [], "open": []}
+    doc = {**common_info(args), "via": args.via, "tls_termination": mode, "closed": [], "open": []}
     for _ in range(args.rounds):  # alternate so that a change in the host's load hits both paths
         for path in args.paths:
             doc["closed"].append(run_load(path, "closed", 0, args.duration, args))
@@ -581,6 +617,7 @@ class Fault:
 
 def fault(args) -> int:
     start_receiver()
+    use_termination()
     if args.via == "container":
         use_container_addresses()
     holder = {}
@@ -736,7 +773,9 @@ def report(args) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("setup")
+    p = sub.add_parser("setup")
+    p.add_argument("--termination", choices=["traefik", "service"], default="traefik",
+                   help="where TLS ends (messaging_tls_termination); service: a keystore from the bench CA")
     for name in ("bench", "fault"):
         p = sub.add_parser(name)
         p.add_argument("--duration", type=float, default=15.0 if name == "bench" else 40.0)
