@@ -90,11 +90,12 @@ def test_rotation_puts_the_previous_tls_config_back_when_the_new_certificate_is_
     tls_before = tls_yml.read_text()
     serial_before = served_serial(inst.endpoint)
     cert_file, key_file, _ = issue(inst, tmp_path, "localhost")
-    # The confirmation handshake runs in the container named traefik_container_name: point it
-    # at a container that does not exist, so the new certificate is never confirmed.
+    # The confirmation handshake goes from the host to traefik_verify_served_address: point it
+    # at a loopback address nothing listens on (Traefik is published on 127.0.0.1 only), so the
+    # new certificate is never confirmed.
     with pytest.raises(RuntimeError) as err:
         inst.rotate(traefik_tls_cert_file=cert_file, traefik_tls_key_file=key_file,
-                    traefik_tls_trust_file=str(inst.ca_cert), traefik_container_name="trtest-no-such-container")
+                    traefik_tls_trust_file=str(inst.ca_cert), traefik_verify_served_address="127.0.0.2")
     assert "tls.yml was put back to the previous certificate" in str(err.value)
     assert tls_yml.read_text() == tls_before
     deadline = time.monotonic() + 20
