@@ -66,6 +66,16 @@ options:
         description: Command run on the candidate file before it replaces the old one; C(%s)
           stands for the candidate's path.
         type: str
+  compose_project_dir:
+    description:
+      - A compose project folder to read after the entries, when no entry changed (or would
+        change). C(compose_current) then says whether C(docker compose up) there would change
+        nothing (every container's configuration hash, image id, networks and volumes as the
+        file says now, running and healthy, no orphan). It saves the compose run on a rerun,
+        in the same module run as the files.
+      - Only reads. When an entry changed, or anything cannot be read, C(compose_current) is
+        false and compose runs.
+    type: path
 author: Smart ID bundle team
 """
 
@@ -89,11 +99,20 @@ modified:
   type: list
   elements: str
   returned: always
+compose_current:
+  description: With I(compose_project_dir), C(docker compose up) there would change nothing.
+  type: bool
+  returned: always
+compose_reasons:
+  description: With I(compose_project_dir), why compose must run (empty when current).
+  type: list
+  elements: str
+  returned: always
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.smartid.hermod.plugins.module_utils import host_files
+from ansible_collections.smartid.hermod.plugins.module_utils import compose_state, host_files
 
 ENTRY_SPEC = {
     "path": {"type": "str", "required": True},
@@ -114,14 +133,21 @@ ENTRY_SPEC = {
 def main():
     module = AnsibleModule(
         argument_spec={"entries": {"type": "list", "elements": "dict", "required": True,
-                                   "options": ENTRY_SPEC}},
+                                   "options": ENTRY_SPEC},
+                       "compose_project_dir": {"type": "path"}},
         supports_check_mode=True,
     )
     try:
         changed, diffs = host_files.ensure(module.params["entries"], check_mode=module.check_mode)
     except (host_files.EntryError, OSError) as exc:
         module.fail_json(msg=str(exc))
-    result = {"changed": bool(changed), "modified": changed}
+    result = {"changed": bool(changed), "modified": changed, "compose_current": False, "compose_reasons": []}
+    project_dir = module.params["compose_project_dir"]
+    if project_dir and changed:
+        result["compose_reasons"] = ["files changed: " + ", ".join(changed)]
+    elif project_dir:
+        found = compose_state.read(lambda argv: module.run_command(argv), project_dir)
+        result.update(compose_current=found["current"], compose_reasons=found["reasons"])
     if module._diff and diffs:
         result["diff"] = diffs
     module.exit_json(**result)
