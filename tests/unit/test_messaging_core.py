@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import os
+import types
 
 import pytest
 from cryptography import x509
@@ -423,6 +424,19 @@ def test_set_path_creates_and_replaces():
     assert config.set_path({}, "public-url", "u") == {"public-url": "u"}
     with pytest.raises(ValueError):
         config.set_path({}, "a..b", 1)
+
+
+def test_set_path_copies_the_tree_and_leaves_the_input_as_it_was():
+    data = {"server": {"port": 20400, "ranges": ["10.0.0.0/8"]}, "x": 1}
+    out = config.set_path(data, "server.ssl.enabled", True)
+    assert out == {"server": {"port": 20400, "ranges": ["10.0.0.0/8"], "ssl": {"enabled": True}}, "x": 1}
+    assert data == {"server": {"port": 20400, "ranges": ["10.0.0.0/8"]}, "x": 1}
+    out["server"]["ranges"].append("192.168.0.0/16")
+    assert data["server"]["ranges"] == ["10.0.0.0/8"]
+    # Any mapping (Ansible hands filters lazy ones) comes back as plain dicts.
+    frozen = types.MappingProxyType({"a": types.MappingProxyType({"b": 1})})
+    out = config.set_path(frozen, "a.c", 2)
+    assert out == {"a": {"b": 1, "c": 2}} and type(out["a"]) is dict
 
 
 def test_filters_build_the_documented_config_shape():

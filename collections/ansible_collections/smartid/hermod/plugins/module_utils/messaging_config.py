@@ -4,7 +4,7 @@ values set under a dotted key path. Overrides are merged with Ansible's combine.
 
 from __future__ import annotations
 
-import copy
+from collections.abc import Mapping
 
 from ansible_collections.smartid.hermod.plugins.module_utils.messaging_keys import derive_client_key
 from ansible_collections.smartid.hermod.plugins.module_utils.messaging_rules import normalize_client
@@ -31,11 +31,22 @@ def allowed_clients(clients, key_secret=None, generations=None):
     return result
 
 
+def _copy_tree(value):
+    """A copy of the dicts and lists of a tree, as plain dicts and lists; the leaves are shared.
+    (copy.deepcopy of the lazy containers a filter gets from Ansible 2.19 copies their templating
+    context with every node: about a second per deploy for hermod-conf.yml's two paths.)"""
+    if isinstance(value, Mapping):
+        return {key: _copy_tree(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy_tree(item) for item in value]
+    return value
+
+
 def set_path(data, path, value):
     """Copy of data with value set under the dotted path (dicts created as needed)."""
     if not path or not isinstance(path, str) or any(p == "" for p in path.split(".")):
         raise ValueError("key path %r must be dot-separated names" % (path,))
-    result = copy.deepcopy(data) if isinstance(data, dict) else {}
+    result = _copy_tree(data) if isinstance(data, Mapping) else {}
     node = result
     parts = path.split(".")
     for part in parts[:-1]:
