@@ -133,40 +133,40 @@ def _parse_hashes(text):
     return hashes
 
 
+class _Uncertain(Exception):
+    """A command `read` needs failed, or its answer could not be read: compose must run."""
+
+
 def read(run, project_dir):
     """Ask the host, then judge: {"current": bool, "reasons": [...]}. `run(argv)` returns
     (rc, out, err). The commands only read: compose's model and hashes of the folder's file,
     the project's containers, the ids of their images and networks."""
     compose = ["docker", "compose", "--project-directory", project_dir]
 
-    def uncertain(what, err):
-        return {"current": False, "reasons": ["%s failed: %s" % (what, (err or "").strip())]}
-
-    rc, out, err = run(compose + ["config", "--format", "json"])
-    if rc != 0:
-        return uncertain("docker compose config", err)
-    try:
-        model = json.loads(out)
-    except ValueError as exc:
-        return uncertain("reading docker compose config", str(exc))
-    rc, out, err = run(compose + ["config", "--hash", "*"])
-    if rc != 0:
-        return uncertain("docker compose config --hash", err)
-    hashes = _parse_hashes(out)
-    project = model.get("name", "")
-    rc, out, err = run(["docker", "ps", "--all", "--quiet", "--no-trunc",
-                        "--filter", "label=%s=%s" % (PROJECT_LABEL, project)])
-    if rc != 0 or not project:
-        return uncertain("docker ps", err or "no project name")
-    containers = []
-    if out.split():
-        rc, out, err = run(["docker", "inspect"] + out.split())
+    def output(argv, what):
+        rc, out, err = run(argv)
         if rc != 0:
-            return uncertain("docker inspect", err)
+            raise _Uncertain("%s failed: %s" % (what, (err or "").strip()))
+        return out
+
+    def parsed(argv, what):
+        out = output(argv, what)
         try:
-            containers = json.loads(out)
+            return json.loads(out)
         except ValueError as exc:
-            return uncertain("reading docker inspect", str(exc))
+            raise _Uncertain("reading %s failed: %s" % (what, exc)) from None
+
+    try:
+        model = parsed(compose + ["config", "--format", "json"], "docker compose config")
+        hashes = _parse_hashes(output(compose + ["config", "--hash", "*"], "docker compose config --hash"))
+        project = model.get("name", "")
+        if not project:
+            raise _Uncertain("docker ps failed: no project name")
+        ids = output(["docker", "ps", "--all", "--quiet", "--no-trunc",
+                      "--filter", "label=%s=%s" % (PROJECT_LABEL, project)], "docker ps").split()
+        containers = parsed(["docker", "inspect"] + ids, "docker inspect") if ids else []
+    except _Uncertain as exc:
+        return {"current": False, "reasons": [str(exc)]}
     services = model.get("services") or {}
     images = sorted({s.get("image") for s in services.values() if s.get("image")})
     image_ids = _ids(run, ["docker", "image", "inspect", "--format", "{{.Id}}"], images)

@@ -146,7 +146,7 @@ def main():
     if project_dir and changed:
         result["compose_reasons"] = ["files changed: " + ", ".join(changed)]
     elif project_dir:
-        found = compose_state.read(lambda argv: module.run_command(argv), project_dir)
+        found = compose_state.read(module.run_command, project_dir)
         result.update(compose_current=found["current"], compose_reasons=found["reasons"])
     if module._diff and diffs:
         result["diff"] = diffs
