@@ -33,6 +33,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "bench"
 WORK = BENCH / ".stack"
@@ -529,25 +531,25 @@ def use_container_addresses() -> None:
 def termination() -> str:
     """Where TLS ends in the stack the bench's vars deployed: traefik (default) or service."""
     try:
-        return json.loads((WORK / "vars.yml").read_text().split("\n", 1)[1]).get("messaging_tls_termination",
-                                                                                  "traefik")
-    except (OSError, ValueError):
+        return (yaml.safe_load((WORK / "vars.yml").read_text()) or {}).get("messaging_tls_termination", "traefik")
+    except (OSError, yaml.YAMLError):
         return "traefik"
 
 
-def use_termination() -> str:
+def prepare(args) -> str:
+    """The receiver running, the paths set for the deployed TLS mode and --via; that mode."""
+    start_receiver()
     mode = termination()
     if mode == "service":
         for spec in PATHS.values():
             spec.update(tls=True, host=SERVICE_CERT_NAME, ca=str(WORK / "cacerts" / "bench-callback-ca.cer"))
+    if args.via == "container":
+        use_container_addresses()
     return mode
 
 
 def bench(args) -> int:
-    start_receiver()
-    mode = use_termination()
-    if args.via == "container":
-        use_container_addresses()
+    mode = prepare(args)
     doc = {**common_info(args), "via": args.via, "tls_termination": mode, "closed": [], "open": []}
     for _ in range(args.rounds):  # alternate so that a change in the host's load hits both paths
         for path in args.paths:
@@ -616,10 +618,7 @@ class Fault:
 
 
 def fault(args) -> int:
-    start_receiver()
-    use_termination()
-    if args.via == "container":
-        use_container_addresses()
+    prepare(args)
     holder = {}
 
     def during(start):
