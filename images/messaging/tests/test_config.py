@@ -221,3 +221,26 @@ def test_cacerts_whose_names_share_an_alias_refuse_the_start(tmp_path):
                               "certificate alias my-corp-ca: rename one" % (tmp_path, tmp_path))
     (tmp_path / "My-Corp-CA.cer").unlink()
     assert list(truststore.load(str(tmp_path)).entries) == ["my-corp-ca"]
+
+
+def test_retention_settings():
+    cfg = config.from_tree(tree())
+    assert (cfg.retention_period, cfg.retention_poll_interval) == (604800, 60.0)
+    cfg = config.from_tree(tree(hermod={"retention": {"period": 0, "poll-interval": 5}}))
+    assert (cfg.retention_period, cfg.retention_poll_interval) == (0, 5.0)
+    assert config.from_tree(tree(hermod={"retention.period": "86400"})).retention_period == 86400
+
+
+@pytest.mark.parametrize("changes, key", [
+    ({"hermod": {"retention": {"period": -1}}}, "hermod.retention.period"),
+    ({"hermod": {"retention": {"period": 3650 * 86400 + 1}}}, "hermod.retention.period"),
+    ({"hermod": {"retention": {"period": "7d"}}}, "hermod.retention.period"),
+    ({"hermod": {"retention": {"period": 1.5}}}, "hermod.retention.period"),
+    ({"hermod": {"retention": {"period": True}}}, "hermod.retention.period"),
+    ({"hermod": {"retention": {"poll-interval": 0}}}, "hermod.retention.poll-interval"),
+    ({"hermod": {"retention": {"poll-interval": "often"}}}, "hermod.retention.poll-interval"),
+])
+def test_retention_errors_name_the_key(changes, key):
+    with pytest.raises(config.ConfigError) as err:
+        config.from_tree(tree(**changes))
+    assert str(err.value).startswith(key + ":"), str(err.value)

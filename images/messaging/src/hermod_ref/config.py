@@ -87,6 +87,9 @@ class Config:
     trust_system_cas: bool
     expiry_poll_interval: float
     log_level: str
+    # Seconds finished commands are kept (store/retention.py); 0: kept for ever.
+    retention_period: int = 604800
+    retention_poll_interval: float = 60.0
     unknown_keys: tuple[str, ...] = ()
     # HTTP bounds (per worker and listener): see http/server.py.
     http_max_connections: int = 4096
@@ -442,6 +445,8 @@ def from_tree(tree) -> Config:
         callback_poll_interval=r.number("hermod.callback.poll-interval", 0.5, 0.01, 60),
         trust_system_cas=r.boolean("hermod.callback.trust-system-cas", True),
         expiry_poll_interval=r.number("hermod.expiry.poll-interval", 1, 0.05, 60),
+        retention_period=r.integer("hermod.retention.period", 604800, 0, 3650 * 86400),
+        retention_poll_interval=r.number("hermod.retention.poll-interval", 60, 1, 86400),
         log_level=r.string("logging.level.root", "INFO").upper(),
         http_max_connections=r.integer("hermod.http.max-connections", 4096, 1, 1_000_000),
         http_head_timeout=r.number("hermod.http.head-timeout", 20, 0.1, 3600),

@@ -132,6 +132,8 @@ EXPIRED = Counter("hermod_commands_expired_total", "Commands that timed out (tim
 DELIVERED = Counter("hermod_callbacks_delivered_total", "Callbacks delivered (2xx)", ["type"])
 ATTEMPT_FAILED = Counter("hermod_callback_attempts_failed_total", "Callback attempts that failed and will be retried")
 FAILED = Counter("hermod_callbacks_failed_total", "Callbacks given up after max-age")
+RETENTION_DELETED = Counter("hermod_commands_deleted_total",
+                            "Finished commands deleted after hermod.retention.period (with their callbacks)")
 ACCEPT_LATENCY = Histogram("hermod_command_accept_seconds", "Time to accept a command",
                            buckets=LATENCY_BUCKETS)
 DELIVERY_LATENCY = Histogram("hermod_callback_delivery_seconds", "Duration of one callback HTTP attempt",

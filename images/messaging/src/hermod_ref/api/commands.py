@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-import uuid
 
 from .. import metrics
+from ..ids import uuid7
 from ..http.messages import Request, Response, error, json_response
 from ..http.routing import allow_sources
 from . import apikey, command_body
@@ -36,7 +36,7 @@ def add_routes(router, service) -> None:
         except command_body.BadCommand as exc:
             invalid.inc()
             return error(request, 400, str(exc))
-        message_id = uuid.uuid4()
+        message_id = uuid7()  # time-ordered: the primary key index is a time index (ids.py)
         reference = secrets.token_urlsafe(32)
         expires = await service.commands.insert(
             message_id, client.client_id, client.group, command_type, reference, cmd.nonce, cmd.userid,

@@ -7,11 +7,11 @@ import hmac
 import json
 import re
 import time
-import uuid
 
 import orjson
 
 from .. import metrics
+from ..ids import uuid7
 from ..http.messages import Request, Response, error, json_response
 from ..store import queries
 from . import jsonbody, jws
@@ -110,7 +110,7 @@ def add_routes(router, service) -> None:
         if device_jwk:
             callback["deviceKey"] = json.loads(device_jwk)
         body = json.dumps(callback, separators=(",", ":"))
-        callback_id = uuid.uuid4()
+        callback_id = uuid7()
         # Queue the callback claimed by this worker (no claim round trip) when it has room.
         dispatcher = service.dispatcher
         owner = dispatcher.node if dispatcher.reserve() else None

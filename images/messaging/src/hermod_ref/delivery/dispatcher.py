@@ -19,11 +19,12 @@ import time
 from .. import metrics
 from ..config import Config
 from ..release import Release
-from ..store import queries
+from ..store import queries, retention
 from ..store.batching import Batcher
 from .callback_client import CallbackClient, CallbackError, Target
 
 log = logging.getLogger("hermod.callbacks")
+retention_log = logging.getLogger("hermod.retention")
 
 
 def backoff(attempts: int, initial: float, cap: float, rng=random.random) -> float:
@@ -215,18 +216,25 @@ def _basic_auth(user: str, password: str) -> str:
 
 
 class Sweeper:
-    """Expire commands past their deadline and queue their timeout callbacks."""
+    """Expire commands past their deadline and queue their timeout callbacks; and, every
+    hermod.retention.poll-interval, delete finished commands older than
+    hermod.retention.period (store/retention.py)."""
 
     def __init__(self, cfg: Config, pool, dispatcher: Dispatcher):
         self.cfg = cfg
         self.pool = pool
         self.dispatcher = dispatcher
         self._stopping = False
+        self._stop = asyncio.Event()
 
     def stop(self) -> None:
         self._stopping = True
+        self._stop.set()
 
     async def run(self) -> None:
+        await asyncio.gather(self._expire_loop(), self._retention_loop())
+
+    async def _expire_loop(self) -> None:
         while not self._stopping:
             try:
                 rows = await self.pool.fetch(queries.EXPIRE, 500)
@@ -238,4 +246,40 @@ class Sweeper:
                 self.dispatcher.wake.set()
                 if len(rows) == 500:
                     continue
-            await asyncio.sleep(self.cfg.expiry_poll_interval)
+            await self._pause(self.cfg.expiry_poll_interval)
+
+    async def _retention_loop(self) -> None:
+        if self.cfg.retention_period <= 0:
+            return
+        interval = self.cfg.retention_poll_interval
+        # Every worker of every node sweeps; a random start spreads them over the interval.
+        await self._pause(random.random() * interval)
+        while not self._stopping:
+            await self.sweep_retention()
+            await self._pause(interval)
+
+    async def sweep_retention(self) -> int:
+        """One retention sweep; the number of commands deleted (those of the batches that
+        completed, when a later one failed)."""
+        deleted = 0
+
+        def done(count: int) -> None:
+            nonlocal deleted
+            deleted += count
+
+        try:
+            await retention.purge(self.pool, self.cfg.retention_period, stopping=lambda: self._stopping,
+                                  progress=done)
+        except Exception as exc:
+            retention_log.warning("Deleting finished commands failed: %s", type(exc).__name__)
+        if deleted:
+            metrics.RETENTION_DELETED.inc(deleted)
+            retention_log.info("Retention: deleted %d finished command(s) older than %ss with their callbacks",
+                               deleted, self.cfg.retention_period)
+        return deleted
+
+    async def _pause(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass

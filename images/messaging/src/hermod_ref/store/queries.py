@@ -182,6 +182,13 @@ SELECT $2, id, client_id, command_type, $3, $5::text,
 RETURNING id
 """
 
+# A v7 uuid made in SQL (ids.py's layout): gen_random_uuid()'s random bits with the first 48
+# replaced by the Unix time in ms and the version nibble turned from 4 into 7 (bits 52 and 53
+# of the bytea); the variant bits are already 10.
+UUID7_SQL = """encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
+        placing substring(int8send(floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3)
+        FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid"""
+
 # Expire due commands and queue their timeout callbacks; SKIP LOCKED so that several
 # nodes sweep side by side without waiting for each other.
 EXPIRE = """
@@ -197,7 +204,7 @@ WITH due AS (
     RETURNING c.id, c.client_id, c.command_type, c.userid, c.nonce, due.was
 )
 INSERT INTO hermod_callback (id, command_id, client_id, callback_type, body)
-SELECT gen_random_uuid(), id, client_id, command_type,
+SELECT """ + UUID7_SQL + """, id, client_id, command_type,
        json_build_object('messageId', id, 'type', command_type, 'status', 'timeout',
                          'userid', userid, 'nonce', nonce, 'fetched', was = 'fetched')::text
   FROM expired
