@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -118,3 +121,60 @@ def test_registry_login_reaches_the_images_role_through_the_wiring():
     component = {c["name"]: c for c in value(templar, "images_components")}["messaging"]
     assert (component["registry"], component["registry_username"], component["registry_password"]) \
         == ("reg.test", "ci", "pw")
+
+
+
+# messaging_config uses the collection's filters: rendered in a child process that loads the
+# collection as Ansible does (the plugin loader is global state, kept out of this process).
+RENDER = """
+import json, os, sys, yaml
+from ansible.plugins.loader import init_plugin_loader
+init_plugin_loader([sys.argv[1]])
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
+sys.path.insert(0, sys.argv[2])
+from templating import trusted
+base = {"playbook_dir": "/nonexistent"}
+for part in ("defaults", "vars"):
+    with open(os.path.join(sys.argv[3], part, "main.yml"), encoding="utf-8") as handle:
+        base.update(yaml.safe_load(handle))
+out = []
+for overrides in json.loads(sys.stdin.read()):
+    templar = Templar(loader=DataLoader(), variables=trusted({**base, **overrides}))
+    out.append(templar.template(trust_as_template("{{ messaging_config }}")))
+print(json.dumps(out))
+"""
+
+RETENTION_CASES = {
+    "reference": {"messaging_retention_period": 86400},
+    "nexus": {"messaging_profile": "nexus", "messaging_retention_period": 86400},
+    "default": {},
+    "zero": {"messaging_retention_period": 0},
+    "vendor key": {"messaging_profile": "nexus", "messaging_retention_period_key_path": "vendor.keep-seconds",
+                   "messaging_config_overrides": {"vendor": {"keep-seconds": 5}}},
+}
+
+
+@pytest.fixture(scope="module")
+def rendered_configs():
+    done = subprocess.run([sys.executable, "-c", RENDER, os.path.join(ROOT, "collections"),
+                           os.path.dirname(os.path.abspath(__file__)), ROLE],
+                          input=json.dumps(list(RETENTION_CASES.values())), capture_output=True, text=True,
+                          check=False, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return dict(zip(RETENTION_CASES, json.loads(done.stdout)))
+
+
+def test_retention_period_is_written_for_the_reference_profile_only(rendered_configs):
+    assert rendered_configs["reference"]["hermod"]["retention"] == {"period": 86400}
+    assert "hermod" not in rendered_configs["nexus"]  # the vendor's key is not public
+    assert "retention" not in json.dumps(rendered_configs["nexus"])
+
+
+def test_retention_period_default_zero_and_a_named_vendor_key(rendered_configs):
+    assert rendered_configs["default"]["hermod"]["retention"] == {"period": 604800}
+    assert rendered_configs["zero"]["hermod"]["retention"] == {"period": 0}  # 0 is written, not dropped
+    # the vendor's key, once known, can be named; operator overrides still win
+    assert rendered_configs["vendor key"]["vendor"] == {"keep-seconds": 5}
+    assert "hermod" not in rendered_configs["vendor key"]
+
