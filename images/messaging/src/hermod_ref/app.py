@@ -59,7 +59,7 @@ async def serve(cfg: Config, release: Release, client_ssl, server_ssl, node: str
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    pool = await db.create_pool(cfg.database)
+    pool = await db.create_pool(cfg.database, prepare=queries.hot_statements(release.records_attempts))
     service = Service(cfg, release, pool, queries.Commands(pool))
     service.dispatcher = Dispatcher(cfg, pool, release, client_ssl, node)
     sweeper = Sweeper(cfg, pool, service.dispatcher)

@@ -64,6 +64,22 @@ async def _keep_session(conn) -> None:
     cursors outside transactions or advisory locks), so there is nothing to reset."""
 
 
-async def create_pool(db: Database):
-    return await asyncpg.create_pool(min_size=1, max_size=db.pool_size, timeout=10, reset=_keep_session,
-                                     **connect_kwargs(db))
+def _preparer(statements: tuple[str, ...]):
+    """Pool `init` hook: prepares `statements` once on each new connection. The first use of a
+    statement on a connection makes asyncpg introspect the types of its parameters (uuid[],
+    text[], ...), a catalogue query of several milliseconds per connection and type; done when
+    the connection opens, it is not paid by the requests of the first seconds under load."""
+    async def prepare(conn) -> None:
+        for sql in statements:
+            await conn.prepare(sql)
+    return prepare
+
+
+async def create_pool(db: Database, prepare: tuple[str, ...] = ()):
+    """pool-size connections, all opened at start-up and kept: a pool that grows on demand
+    opens connections (a server process, authentication, type introspection) exactly when a
+    burst of load arrives, and asyncpg's defaults close a connection idle for 300 s and
+    replace each one after 50,000 queries, which repeats that cost in the middle of the load."""
+    return await asyncpg.create_pool(min_size=db.pool_size, max_size=db.pool_size, timeout=10,
+                                     max_inactive_connection_lifetime=0, max_queries=2**62,
+                                     init=_preparer(prepare), reset=_keep_session, **connect_kwargs(db))

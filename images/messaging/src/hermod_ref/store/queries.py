@@ -314,3 +314,10 @@ SELECT count(*) FILTER (WHERE state = 'pending') AS pending,
        count(*) FILTER (WHERE state = 'failed') AS failed
   FROM hermod_callback WHERE state <> 'delivered'
 """
+
+
+def hot_statements(records_attempts: bool) -> tuple[str, ...]:
+    """What a worker runs under load (the request path's batched statements, expiry, callback
+    delivery): prepared on every pool connection as it opens (db.create_pool)."""
+    return (INSERT_COMMANDS, FETCH_COMMANDS, RESPONSE_CONTEXTS, ANSWERS, COMMAND_STATE, EXPIRE, CLAIM, RENEW,
+            record_outcomes_sql(records_attempts))

@@ -1,0 +1,69 @@
+"""The worker's connection pool against a real database: every connection opened at start-up,
+each with the hot statements of its release prepared, and no more connections under a burst."""
+
+import asyncio
+from urllib.parse import urlsplit
+
+import asyncpg
+import psycopg
+import pytest
+
+from hermod_ref.config import Database
+from hermod_ref.store import db, queries
+
+POOL_SIZE = 4
+
+
+def database_config(dsn: str) -> Database:
+    url = urlsplit(dsn)
+    return Database(url.hostname, url.port, url.path.lstrip("/"), url.username, url.password or "",
+                    pool_size=POOL_SIZE)
+
+
+def backends(admin_dsn: str, name: str) -> int:
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)).fetchone()[0]
+
+
+@pytest.mark.parametrize("release_sql, records_attempts", [
+    (("V1.1.0__base_version.sql",), True),
+    (("V1.0.0__base_version.sql",), False),
+])
+def test_every_connection_is_open_and_prepared_before_the_first_request(database, pg_admin_dsn, release_sql,
+                                                                         records_attempts):
+    dsn = database(*release_sql)
+    cfg = database_config(dsn)
+    prepared = []
+
+    async def main():
+        statements = queries.hot_statements(records_attempts)
+        pool = await db.create_pool(cfg, prepare=statements)
+        try:
+            opened = await asyncio.to_thread(backends, pg_admin_dsn, cfg.name)
+            # a burst of three times the pool's size in flight: queued, no connection added
+            await asyncio.gather(*(pool.fetchval("SELECT pg_sleep(0.05)") for _ in range(3 * POOL_SIZE)))
+            after_burst = await asyncio.to_thread(backends, pg_admin_dsn, cfg.name)
+            # each connection knows the statements' parameter types: the introspection is done
+            async with pool.acquire() as conn:
+                for sql in statements:
+                    prepared.append(await conn.prepare(sql))
+            return opened, after_burst
+        finally:
+            await pool.close()
+
+    opened, after_burst = asyncio.run(main())
+    assert opened == POOL_SIZE
+    assert after_burst == POOL_SIZE
+    assert len(prepared) == len(queries.hot_statements(records_attempts)) >= 9
+
+
+def test_a_statement_the_schema_cannot_run_fails_the_pool_at_start_up(database):
+    """The preparation runs for real: 1.1.0's statements on a 1.0.0 schema (no attempts table)."""
+    cfg = database_config(database("V1.0.0__base_version.sql"))
+
+    async def main():
+        pool = await db.create_pool(cfg, prepare=queries.hot_statements(True))
+        await pool.close()
+
+    with pytest.raises((asyncpg.UndefinedColumnError, asyncpg.UndefinedTableError)):
+        asyncio.run(main())
