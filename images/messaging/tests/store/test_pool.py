@@ -1,7 +1,10 @@
 """The worker's connection pool against a real database: every connection opened at start-up,
-each with the hot statements of its release prepared, and no more connections under a burst."""
+each with the hot statements of its release prepared, no more connections under a burst, and a
+start that goes on with fewer when the server refuses some."""
 
 import asyncio
+import logging
+import uuid
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -67,3 +70,34 @@ def test_a_statement_the_schema_cannot_run_fails_the_pool_at_start_up(database):
 
     with pytest.raises((asyncpg.UndefinedColumnError, asyncpg.UndefinedTableError)):
         asyncio.run(main())
+
+
+def test_a_server_at_its_connection_limit_leaves_the_pool_smaller_not_the_start_failed(database, pg_admin_dsn,
+                                                                                      caplog):
+    """As on a swarm during a rolling update: old and new replicas side by side near the server's
+    limit (here a role limited to 2 connections). The pool starts with what it got and says so."""
+    dsn = database("V1.1.0__base_version.sql")
+    cfg = database_config(dsn)
+    role = f"hermod_lim_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 2')
+        conn.execute(f'GRANT ALL ON DATABASE "{cfg.name}" TO "{role}"')
+    limited = Database(cfg.host, cfg.port, cfg.name, role, "", pool_size=POOL_SIZE)
+
+    async def main():
+        pool = await db.create_pool(limited)
+        try:
+            opened = await asyncio.to_thread(backends, pg_admin_dsn, cfg.name)
+            return opened, await pool.fetchval("SELECT 1")
+        finally:
+            await pool.close()
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="hermod.db"):
+            opened, answer = asyncio.run(main())
+    finally:
+        with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{cfg.name}" WITH (FORCE)')
+            conn.execute(f'DROP ROLE "{role}"')
+    assert (opened, answer) == (2, 1)
+    assert "2 of 4 connections opened at start-up (TooManyConnectionsError)" in caplog.text

@@ -76,10 +76,30 @@ def _preparer(statements: tuple[str, ...]):
 
 
 async def create_pool(db: Database, prepare: tuple[str, ...] = ()):
-    """pool-size connections, all opened at start-up and kept: a pool that grows on demand
-    opens connections (a server process, authentication, type introspection) exactly when a
-    burst of load arrives, and asyncpg's defaults close a connection idle for 300 s and
-    replace each one after 50,000 queries, which repeats that cost in the middle of the load."""
-    return await asyncpg.create_pool(min_size=db.pool_size, max_size=db.pool_size, timeout=10,
-                                     max_inactive_connection_lifetime=0, max_queries=2**62,
+    """A pool of up to pool-size connections, filled at start-up (warm): a pool that grows on
+    demand opens its connections (a server process, authentication, type introspection) exactly
+    when the first burst of load arrives. Connections idle for asyncpg's 300 s still close, so
+    that an idle replica holds none of the server's connection slots; asyncpg's replacement of
+    each connection after 50,000 queries, a reconnection in the middle of the load, is off."""
+    pool = await asyncpg.create_pool(min_size=1, max_size=db.pool_size, timeout=10, max_queries=2**62,
                                      init=_preparer(prepare), reset=_keep_session, **connect_kwargs(db))
+    await warm(pool, db.pool_size)
+    return pool
+
+
+async def warm(pool, size: int) -> int:
+    """Open the pool's other connections before the first request; returns how many are open.
+    Best effort: a server at its connection limit (other replicas, a rolling update that runs
+    old and new side by side) refuses some, and the service starts anyway with fewer, the pool
+    growing on demand later, as without the warm-up."""
+    held = []
+    try:
+        while len(held) < size:
+            held.append(await pool.acquire(timeout=10))
+    except (asyncpg.PostgresError, OSError, asyncio.TimeoutError) as exc:
+        log.warning("Database pool: %d of %d connections opened at start-up (%s); the rest open on demand",
+                    len(held), size, type(exc).__name__)
+    finally:
+        for conn in held:
+            await pool.release(conn)
+    return len(held)
