@@ -152,6 +152,7 @@ RETENTION_CASES = {
     "zero": {"messaging_retention_period": 0},
     "vendor key": {"messaging_profile": "nexus", "messaging_retention_period_key_path": "vendor.keep-seconds",
                    "messaging_config_overrides": {"vendor": {"keep-seconds": 5}}},
+    "swarm": {"messaging_orchestrator": "swarm"},
 }
 
 
@@ -178,3 +179,9 @@ def test_retention_period_default_zero_and_a_named_vendor_key(rendered_configs):
     assert rendered_configs["vendor key"]["vendor"] == {"keep-seconds": 5}
     assert "hermod" not in rendered_configs["vendor key"]
 
+
+
+def test_pool_warm_up_is_on_with_compose_off_on_a_swarm_and_not_written_for_the_vendor(rendered_configs):
+    assert rendered_configs["default"]["hermod"]["database"] == {"pool-warm": True}
+    assert rendered_configs["swarm"]["hermod"]["database"] == {"pool-warm": False}
+    assert "pool-warm" not in json.dumps(rendered_configs["nexus"])

@@ -244,3 +244,12 @@ def test_retention_errors_name_the_key(changes, key):
     with pytest.raises(config.ConfigError) as err:
         config.from_tree(tree(**changes))
     assert str(err.value).startswith(key + ":"), str(err.value)
+
+
+def test_pool_warm_up_is_off_unless_asked_and_must_be_a_boolean():
+    assert config.from_tree(tree()).database.pool_warm is False
+    assert config.from_tree(tree(hermod={"database": {"pool-warm": True}})).database.pool_warm is True
+    assert config.from_tree(tree(hermod={"database": {"pool-warm": "false"}})).database.pool_warm is False
+    with pytest.raises(config.ConfigError) as err:
+        config.from_tree(tree(hermod={"database": {"pool-warm": "yes please"}}))
+    assert str(err.value).startswith("hermod.database.pool-warm:"), str(err.value)

@@ -58,6 +58,8 @@ class Database:
     # TLS to the server, from the JDBC URL's sslmode and sslrootcert (pgjdbc's parameters).
     sslmode: str = "disable"
     sslrootcert: str = ""
+    # Open the pool's connections at start-up (db.warm) instead of on demand.
+    pool_warm: bool = False
 
 
 @dataclass(frozen=True)
@@ -389,7 +391,8 @@ def _database(reader: _Reader) -> Database:
     user = reader.string("spring.datasource.username", required=True)
     password = reader.string("spring.datasource.password", default="")
     pool = reader.integer("hermod.database.pool-size", 10, 1, 200)
-    return Database(m["host"], port, m["db"], user, password, pool, sslmode, sslrootcert)
+    warm = reader.boolean("hermod.database.pool-warm", False)
+    return Database(m["host"], port, m["db"], user, password, pool, sslmode, sslrootcert, warm)
 
 
 def _ssl(reader: _Reader) -> Ssl:

@@ -1,6 +1,7 @@
-"""The worker's connection pool against a real database: every connection opened at start-up,
-each with the hot statements of its release prepared, no more connections under a burst, and a
-start that goes on with fewer when the server refuses some."""
+"""The worker's connection pool against a real database: with hermod.database.pool-warm every
+connection opened at start-up, each with the hot statements of its release prepared, no more
+connections under a burst, and a start that goes on with fewer when the server refuses some;
+without it, one connection until the load asks for more."""
 
 import asyncio
 import logging
@@ -17,10 +18,10 @@ from hermod_ref.store import db, queries
 POOL_SIZE = 4
 
 
-def database_config(dsn: str) -> Database:
+def database_config(dsn: str, warm: bool = True) -> Database:
     url = urlsplit(dsn)
     return Database(url.hostname, url.port, url.path.lstrip("/"), url.username, url.password or "",
-                    pool_size=POOL_SIZE)
+                    pool_size=POOL_SIZE, pool_warm=warm)
 
 
 def backends(admin_dsn: str, name: str) -> int:
@@ -82,7 +83,7 @@ def test_a_server_at_its_connection_limit_leaves_the_pool_smaller_not_the_start_
     with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
         conn.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 2')
         conn.execute(f'GRANT ALL ON DATABASE "{cfg.name}" TO "{role}"')
-    limited = Database(cfg.host, cfg.port, cfg.name, role, "", pool_size=POOL_SIZE)
+    limited = Database(cfg.host, cfg.port, cfg.name, role, "", pool_size=POOL_SIZE, pool_warm=True)
 
     async def main():
         pool = await db.create_pool(limited)
@@ -101,3 +102,18 @@ def test_a_server_at_its_connection_limit_leaves_the_pool_smaller_not_the_start_
             conn.execute(f'DROP ROLE "{role}"')
     assert (opened, answer) == (2, 1)
     assert "2 of 4 connections opened at start-up (TooManyConnectionsError)" in caplog.text
+
+
+def test_without_warm_up_the_pool_starts_with_one_connection_and_grows_on_demand(database, pg_admin_dsn):
+    cfg = database_config(database("V1.1.0__base_version.sql"), warm=False)
+
+    async def main():
+        pool = await db.create_pool(cfg, prepare=queries.hot_statements(True))
+        try:
+            at_start = await asyncio.to_thread(backends, pg_admin_dsn, cfg.name)
+            await asyncio.gather(*(pool.fetchval("SELECT pg_sleep(0.05)") for _ in range(POOL_SIZE)))
+            return at_start, await asyncio.to_thread(backends, pg_admin_dsn, cfg.name)
+        finally:
+            await pool.close()
+
+    assert asyncio.run(main()) == (1, POOL_SIZE)

@@ -76,14 +76,17 @@ def _preparer(statements: tuple[str, ...]):
 
 
 async def create_pool(db: Database, prepare: tuple[str, ...] = ()):
-    """A pool of up to pool-size connections, filled at start-up (warm): a pool that grows on
-    demand opens its connections (a server process, authentication, type introspection) exactly
-    when the first burst of load arrives. Connections idle for asyncpg's 300 s still close, so
-    that an idle replica holds none of the server's connection slots; asyncpg's replacement of
-    each connection after 50,000 queries, a reconnection in the middle of the load, is off."""
+    """A pool of up to pool-size connections. It grows on demand, and with hermod.database.pool-warm
+    it is filled at start-up instead: a pool that grows on demand opens its connections (a
+    server process, authentication, type introspection) exactly when the first burst of load
+    arrives. Off by default: replicas that all fill their pools at once (a swarm, a rolling
+    update running old and new side by side) take the server's connection slots whatever their
+    load. Connections idle for asyncpg's 300 s close; asyncpg's replacement of each connection
+    after 50,000 queries, a reconnection in the middle of the load, is off."""
     pool = await asyncpg.create_pool(min_size=1, max_size=db.pool_size, timeout=10, max_queries=2**62,
                                      init=_preparer(prepare), reset=_keep_session, **connect_kwargs(db))
-    await warm(pool, db.pool_size)
+    if db.pool_warm:
+        await warm(pool, db.pool_size)
     return pool
 
 
