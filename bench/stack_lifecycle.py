@@ -653,6 +653,35 @@ def fault(args) -> int:
     return 0 if doc["result"]["accounted"] else 1
 
 
+def wait_healthy(name: str, timeout: float = 120.0) -> float:
+    """Seconds until the container's health check reports healthy again."""
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if docker("inspect", "-f", "{{.State.Health.Status}}", name, check=False) == "healthy":
+            return time.time() - t0
+        time.sleep(0.5)
+    raise SystemExit(f"{name} not healthy after {timeout:.0f} s")
+
+
+def warmup(args) -> int:
+    """Open-loop runs right after a restart of the service: the first seconds of load after a
+    start (or a deploy, or a crash) against the same rate once the service is warm."""
+    prepare(args)
+    name = next(n for n in containers() if "messaging" in n)
+    doc = {**common_info(args), "rate": args.rate, "settle_s": args.settle, "restarts": []}
+    for _ in range(args.restarts):
+        docker("restart", name)
+        healthy_after = wait_healthy(name)
+        time.sleep(args.settle)
+        runs = [run_load(args.paths[0], "open", args.rate, args.duration, args) for _ in range(args.runs)]
+        doc["restarts"].append({"healthy_after_s": round(healthy_after, 1), "runs": runs})
+    for k in range(args.runs):
+        print(f"run {k + 1} after a restart: accept p99 " +
+              ", ".join(f"{r['runs'][k]['accept_ms']['p99']}" for r in doc["restarts"]) + " ms")
+    save("warmup", doc)
+    return 0 if all(run["accounted"] for r in doc["restarts"] for run in r["runs"]) else 1
+
+
 # --------------------------------------------------------------------------- plots
 
 
@@ -699,11 +728,40 @@ def plot(args) -> int:
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "stack_cpu.png", dpi=90)
+    if args.warmup:
+        plot_warmup([Path(w) for w in args.warmup], out / "stack_warmup.png", args.labels)
     if args.variants:
         plot_variants([Path(v) for v in args.variants], out / (args.variants_out or "stack_hop.png"),
                       args.labels)
     print(f"plots in {out.relative_to(REPO)} from {source.name}")
     return 0
+
+
+def plot_warmup(files, target, labels=None) -> None:
+    """Accept p50 and p99 of each open-loop run after a restart, by its place after the restart,
+    one series per warmup result file."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, f in enumerate(files):
+        doc = json.loads(f.read_text())
+        label = labels[i] if labels and len(labels) == len(files) else doc.get("note") or f.name
+        for q, marker in (("p99", "o"), ("p50", "x")):
+            xs, ys = [], []
+            for restart in doc["restarts"]:
+                for k, run in enumerate(restart["runs"]):
+                    xs.append(k + 1 + 0.12 * (i - (len(files) - 1) / 2))
+                    ys.append(run["accept_ms"][q])
+            ax.scatter(xs, ys, marker=marker, color=plt.cm.tab10(i), label=f"{label}: {q}")
+    ax.axhline(25, color="grey", linestyle=":", linewidth=1)
+    ax.set_xticks(sorted({k + 1 for f in files for r in json.loads(f.read_text())["restarts"]
+                          for k in range(len(r["runs"]))}))
+    ax.set_xlabel("open-loop run after the service's restart (each 10 s at the same rate)")
+    ax.set_ylabel("command accept latency, ms")
+    ax.set_yscale("log")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(target, dpi=90)
 
 
 def plot_variants(files, target, labels=None) -> None:
@@ -776,9 +834,9 @@ def main() -> int:
     p = sub.add_parser("setup")
     p.add_argument("--termination", choices=["traefik", "service"], default="traefik",
                    help="where TLS ends (messaging_tls_termination); service: a keystore from the bench CA")
-    for name in ("bench", "fault"):
+    for name in ("bench", "fault", "warmup"):
         p = sub.add_parser(name)
-        p.add_argument("--duration", type=float, default=15.0 if name == "bench" else 40.0)
+        p.add_argument("--duration", type=float, default={"bench": 15.0, "fault": 40.0, "warmup": 10.0}[name])
         p.add_argument("--loadgens", type=int, default=2)
         p.add_argument("--concurrency", type=int, default=128)
         p.add_argument("--users", type=int, default=8, help="devices per load generator")
@@ -792,6 +850,11 @@ def main() -> int:
         if name == "bench":
             p.add_argument("--rounds", type=int, default=2)
             p.add_argument("--fractions", type=float, nargs="*", default=[0.25, 0.5, 0.75])
+        elif name == "warmup":
+            p.add_argument("--rate", type=float, default=550.0, help="open-loop lifecycles/s (the first path)")
+            p.add_argument("--restarts", type=int, default=4)
+            p.add_argument("--runs", type=int, default=2, help="runs after each restart")
+            p.add_argument("--settle", type=float, default=10.0, help="seconds between healthy and the first run")
         else:
             p.add_argument("--kind", required=True, choices=["kill9", "pgrestart", "cb500", "cbdown"])
             p.add_argument("--rate", type=float, default=200.0)
@@ -803,11 +866,13 @@ def main() -> int:
     p.add_argument("--results")
     p.add_argument("--variants", nargs="*", help="bench results, one bar each in stack_hop.png")
     p.add_argument("--variants-out", help="file name of that plot instead of stack_hop.png")
-    p.add_argument("--labels", nargs="*", help="one label per --variants file instead of its note")
+    p.add_argument("--labels", nargs="*", help="one label per --variants (or --warmup) file instead of its note")
+    p.add_argument("--warmup", nargs="*", help="warmup results, one series each in stack_warmup.png")
     p = sub.add_parser("report")
     p.add_argument("files", nargs="+")
     args = parser.parse_args()
-    return {"setup": setup, "bench": bench, "fault": fault, "plot": plot, "report": report}[args.cmd](args)
+    return {"setup": setup, "bench": bench, "fault": fault, "warmup": warmup, "plot": plot,
+            "report": report}[args.cmd](args)
 
 
 if __name__ == "__main__":
