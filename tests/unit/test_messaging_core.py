@@ -443,6 +443,7 @@ def test_filters_build_the_documented_config_shape():
     cfg = messaging_filters.messaging_set_path({"server": {"port": 20400}},
                                                "message-server.public-url", "https://p/ms")
     cfg = messaging_filters.messaging_set_path(cfg, "hermod.base-path", "", skip_empty=True)
+    cfg = messaging_filters.messaging_set_path(cfg, "", 604800, optional_path=True)  # a profile without the key
     cfg = combine(cfg, {"message-server": {"extra": 1}})
     assert cfg == {"server": {"port": 20400},
                    "message-server": {"public-url": "https://p/ms", "extra": 1}}
@@ -839,3 +840,10 @@ def test_profile_nexus_with_registry_login_passes():
 ])
 def test_profile_rule_names_the_variable(changes, message):
     assert rules.check_profile(**dict(NEXUS_OK, **changes)) == [message]
+
+
+def test_an_empty_key_path_is_refused_unless_the_key_is_optional():
+    from ansible.errors import AnsibleFilterError
+    with pytest.raises(AnsibleFilterError, match="dot-separated"):
+        messaging_filters.messaging_set_path({"a": 1}, "", 5)
+    assert messaging_filters.messaging_set_path({"a": 1}, "", 5, optional_path=True) == {"a": 1}

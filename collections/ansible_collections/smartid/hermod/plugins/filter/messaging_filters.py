@@ -31,9 +31,10 @@ def messaging_allowed_clients(clients, secret=None, generations=None):
         raise AnsibleFilterError(str(exc)) from None
 
 
-def messaging_set_path(data, path, value, skip_empty=False):
-    """Set value under a dotted key path (e.g. message-server.public-url)."""
-    if skip_empty and value in (None, ""):
+def messaging_set_path(data, path, value, skip_empty=False, optional_path=False):
+    """Set value under a dotted key path (e.g. message-server.public-url). skip_empty: an empty
+    value is not written; optional_path: an empty path (a profile without that key) writes nothing."""
+    if (skip_empty and value in (None, "")) or (optional_path and path in (None, "")):
         return data
     try:
         return config.set_path(data, path, value)
