@@ -224,18 +224,16 @@ class Sweeper:
         self.cfg = cfg
         self.pool = pool
         self.dispatcher = dispatcher
-        self._stopping = False
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
-        self._stopping = True
         self._stop.set()
 
     async def run(self) -> None:
         await asyncio.gather(self._expire_loop(), self._retention_loop())
 
     async def _expire_loop(self) -> None:
-        while not self._stopping:
+        while not self._stop.is_set():
             try:
                 rows = await self.pool.fetch(queries.EXPIRE, 500)
             except Exception as exc:
@@ -254,7 +252,7 @@ class Sweeper:
         interval = self.cfg.retention_poll_interval
         # Every worker of every node sweeps; a random start spreads them over the interval.
         await self._pause(random.random() * interval)
-        while not self._stopping:
+        while not self._stop.is_set():
             await self.sweep_retention()
             await self._pause(interval)
 
@@ -268,7 +266,7 @@ class Sweeper:
             deleted += count
 
         try:
-            await retention.purge(self.pool, self.cfg.retention_period, stopping=lambda: self._stopping,
+            await retention.purge(self.pool, self.cfg.retention_period, stopping=self._stop.is_set,
                                   progress=done)
         except Exception as exc:
             retention_log.warning("Deleting finished commands failed: %s", type(exc).__name__)
