@@ -743,6 +743,7 @@ def plot_warmup(files, target, labels=None) -> None:
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     fig, ax = plt.subplots(figsize=(7, 4))
+    places = set()
     for i, f in enumerate(files):
         doc = json.loads(f.read_text())
         label = labels[i] if labels and len(labels) == len(files) else doc.get("note") or f.name
@@ -750,12 +751,12 @@ def plot_warmup(files, target, labels=None) -> None:
             xs, ys = [], []
             for restart in doc["restarts"]:
                 for k, run in enumerate(restart["runs"]):
+                    places.add(k + 1)
                     xs.append(k + 1 + 0.12 * (i - (len(files) - 1) / 2))
                     ys.append(run["accept_ms"][q])
             ax.scatter(xs, ys, marker=marker, color=plt.cm.tab10(i), label=f"{label}: {q}")
     ax.axhline(25, color="grey", linestyle=":", linewidth=1)
-    ax.set_xticks(sorted({k + 1 for f in files for r in json.loads(f.read_text())["restarts"]
-                          for k in range(len(r["runs"]))}))
+    ax.set_xticks(sorted(places))
     ax.set_xlabel("open-loop run after the service's restart (each 10 s at the same rate)")
     ax.set_ylabel("command accept latency, ms")
     ax.set_yscale("log")
